@@ -1,0 +1,80 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { readFileSync } from 'node:fs'
+import type { Config } from './config.js'
+import { systemClock, type Clock } from './infra/clock.js'
+import type { Database } from './infra/db.js'
+import { registerErrorHandling } from './infra/errors.js'
+import type { GatewayKeys } from './infra/gateway-keys.js'
+import gw1 from './infra/gw1/plugin.js'
+import { ReplayGuard } from './infra/gw1/replay-guard.js'
+import { opsRoutes } from './infra/ops.routes.js'
+import { loggerOptions } from './infra/logger.js'
+import metrics from './infra/metrics.js'
+import openapi, { describeRoute } from './infra/openapi.js'
+import { projectPath } from './infra/paths.js'
+import { loadSchemas, validatorCompiler } from './infra/schemas.js'
+import { createKeyCache } from './modules/principals/principals.key-cache.js'
+import { createPrincipalsRepository, PRINCIPALS_CHANNEL } from './modules/principals/principals.repository.js'
+import { principalsRoutes } from './modules/principals/principals.routes.js'
+import { createPrincipalsService } from './modules/principals/principals.service.js'
+
+export interface AppDeps {
+  config: Config
+  database: Database
+  gatewayKeys: GatewayKeys
+  clock?: Clock
+  logger?: FastifyServerOptions['logger']
+}
+
+const VERSION = (JSON.parse(readFileSync(projectPath('package.json'), 'utf8')) as { version: string }).version
+
+/** Builds the gateway: infra plugins first, then each module under its prefix and auth level. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config, database, gatewayKeys } = deps
+  const clock = deps.clock ?? systemClock
+  const app = Fastify({
+    logger: deps.logger ?? loggerOptions(config.logLevel),
+    bodyLimit: config.bodyLimitBytes,
+    trustProxy: config.trustProxy,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+    ajv: { customOptions: { removeAdditional: false } },
+  })
+  app.setValidatorCompiler(validatorCompiler())
+  for (const schema of loadSchemas()) app.addSchema(schema)
+  registerErrorHandling(app)
+  app.addHook('onRoute', describeRoute)
+  app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
+
+  await app.register(openapi, { version: VERSION })
+  await app.register(metrics)
+
+  // Principals: the key cache is dropped on every change, in this process and (via NOTIFY) all others.
+  const principalsRepo = createPrincipalsRepository(database.db)
+  const keyCache = createKeyCache(principalsRepo)
+  const principalsService = createPrincipalsService(principalsRepo, () => keyCache.clear())
+  const unlisten = await database.listen(PRINCIPALS_CHANNEL, () => keyCache.clear())
+  const replayGuard = new ReplayGuard(database)
+  app.addHook('onClose', async () => { replayGuard.close(); await unlisten() })
+
+  await app.register(gw1, {
+    audience: config.gatewayId, clockSkewSeconds: config.clockSkewSeconds, clock, gatewayKeys, replayGuard,
+    lookupKey: (kid) => keyCache.lookup(kid),
+  })
+
+  // Public and operations routes: no signature.
+  await app.register(opsRoutes, { database, gatewayKeys })
+
+  // Signed routes: every route here needs a GW1 token and declares the scope it requires.
+  await app.register(async (signed) => {
+    signed.addHook('onRoute', (route) => {
+      if (!(route.config as { scope?: string } | undefined)?.scope) throw new Error(`signed route ${route.method} ${route.url} declares no scope`)
+      ;(route.schema ??= {}).security = [{ GW1: [] }]
+    })
+    signed.addHook('onRequest', signed.gw1Authenticate)
+    signed.addHook('preValidation', signed.gw1Authorize)
+    await signed.register(principalsRoutes, { prefix: '/v1/principals', service: principalsService })
+  })
+
+  return app
+}

@@ -1,0 +1,81 @@
+import { envSchema } from 'env-schema'
+
+/**
+ * One validated environment schema. Secrets have no defaults: on a real database (DATABASE_URL
+ * set) the gateway refuses to start without its signing key and hash key; only the embedded demo
+ * generates them, under ./data/.
+ */
+const schema = {
+  type: 'object',
+  properties: {
+    HOST: { type: 'string', default: '127.0.0.1', minLength: 1 },
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3000 },
+    GATEWAY_ID: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$', default: 'credit-gateway' },
+    DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
+    DATABASE_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 200, default: 10 },
+    DATA_DIR: { type: 'string', default: './data', minLength: 1 },
+    GATEWAY_SIGNING_KEY: { type: 'string', minLength: 1 },
+    GATEWAY_SIGNING_KEY_FILE: { type: 'string', minLength: 1 },
+    SEED_DEMO: { type: 'boolean' },
+    LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, maximum: 104857600, default: 1048576 },
+    CLOCK_SKEW_SECONDS: { type: 'integer', minimum: 0, maximum: 300, default: 60 },
+    TRUST_PROXY: { type: 'boolean', default: false },
+  },
+  additionalProperties: true,
+} as const
+
+export interface Config {
+  host: string
+  port: number
+  gatewayId: string
+  /** Unset means the embedded PGlite database under dataDir. */
+  databaseUrl: string | undefined
+  databasePoolSize: number
+  dataDir: string
+  /** A private JWK or a JWKS (first key signs, the rest are still published); JSON text. */
+  signingKey: string | undefined
+  signingKeyFile: string | undefined
+  /** Seed demo principals; defaults to true only on the embedded database. */
+  seedDemo: boolean
+  logLevel: string
+  bodyLimitBytes: number
+  clockSkewSeconds: number
+  trustProxy: boolean
+}
+
+export class ConfigError extends Error {}
+
+interface RawEnv {
+  HOST: string; PORT: number; GATEWAY_ID: string; DATABASE_URL?: string; DATABASE_POOL_SIZE: number
+  DATA_DIR: string; GATEWAY_SIGNING_KEY?: string; GATEWAY_SIGNING_KEY_FILE?: string; SEED_DEMO?: boolean
+  LOG_LEVEL: string; BODY_LIMIT_BYTES: number; CLOCK_SKEW_SECONDS: number; TRUST_PROXY: boolean
+}
+
+/** Reads and validates the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: RawEnv
+  try {
+    raw = envSchema<RawEnv>({ schema, data: env, dotenv: false })
+  } catch (err) {
+    throw new ConfigError(`invalid configuration: ${(err as Error).message}`)
+  }
+  if (raw.DATABASE_URL && !raw.GATEWAY_SIGNING_KEY && !raw.GATEWAY_SIGNING_KEY_FILE) {
+    throw new ConfigError('invalid configuration: GATEWAY_SIGNING_KEY or GATEWAY_SIGNING_KEY_FILE is required when DATABASE_URL is set (no default secrets outside the embedded demo)')
+  }
+  return {
+    host: raw.HOST,
+    port: raw.PORT,
+    gatewayId: raw.GATEWAY_ID,
+    databaseUrl: raw.DATABASE_URL || undefined,
+    databasePoolSize: raw.DATABASE_POOL_SIZE,
+    dataDir: raw.DATA_DIR,
+    signingKey: raw.GATEWAY_SIGNING_KEY,
+    signingKeyFile: raw.GATEWAY_SIGNING_KEY_FILE,
+    seedDemo: raw.SEED_DEMO ?? !raw.DATABASE_URL,
+    logLevel: raw.LOG_LEVEL,
+    bodyLimitBytes: raw.BODY_LIMIT_BYTES,
+    clockSkewSeconds: raw.CLOCK_SKEW_SECONDS,
+    trustProxy: raw.TRUST_PROXY,
+  }
+}

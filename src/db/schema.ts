@@ -1,0 +1,2 @@
+// Every drizzle table, for the typed client. Add each module's tables here.
+export * from '../modules/principals/principals.table.js'

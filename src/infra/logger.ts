@@ -1,0 +1,30 @@
+import type { FastifyServerOptions } from 'fastify'
+
+/** 15/18-digit resident ids and 18-character credit codes: never written to a log in clear. */
+const IDENTIFIER_PATTERN = /(?<![0-9A-Za-z])(\d{17}[\dXx]|\d{15}|[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10})(?![0-9A-Za-z])/g
+
+/** Replaces anything shaped like an identity number or credit code (also percent-encoded text). */
+export function redactIdentifiers(text: string): string {
+  let decoded = text
+  try { decoded = decodeURIComponent(text) } catch { /* keep raw */ }
+  return decoded.replace(IDENTIFIER_PATTERN, '[id]')
+}
+
+/** Pretty output on a terminal, JSON lines otherwise (fastify/demo picks by TTY, not NODE_ENV). */
+export function loggerOptions(level: string): FastifyServerOptions['logger'] {
+  return {
+    level,
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', '*.privateKey', '*.d', 'privateJwk', 'idNumber', '*.idNumber', 'creditCode', '*.creditCode'],
+      censor: '[redacted]',
+    },
+    serializers: {
+      req(req) {
+        return { method: req.method, url: redactIdentifiers(req.url), operationId: req.routeOptions?.config?.operationId, remoteAddress: req.ip }
+      },
+    },
+    ...(process.stdout.isTTY && level !== 'silent'
+      ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss', ignore: 'pid,hostname' } } }
+      : {}),
+  }
+}

@@ -1,0 +1,47 @@
+import closeWithGrace from 'close-with-grace'
+import { join } from 'node:path'
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig } from './config.js'
+import { seedDemoPrincipals } from './modules/demo/demo.seed.js'
+import { createPrincipalsRepository } from './modules/principals/principals.repository.js'
+import { createPrincipalsService } from './modules/principals/principals.service.js'
+import { configuredGatewayKeys, openConfiguredDatabase } from './runtime.js'
+
+async function main() {
+  let config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) { console.error(err.message); process.exit(1) }
+    throw err
+  }
+  const gatewayKeys = configuredGatewayKeys(config)
+  const database = await openConfiguredDatabase(config)
+  const app = await buildApp({ config, database, gatewayKeys })
+
+  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'closing after error')
+    else app.log.info({ signal }, 'closing')
+    await app.close()
+    await database.close()
+  })
+
+  const keysDir = join(config.dataDir, 'demo-keys')
+  if (config.seedDemo) {
+    const repo = createPrincipalsRepository(database.db)
+    if ((await repo.count()) === 0) {
+      const seeded = await seedDemoPrincipals(createPrincipalsService(repo), keysDir)
+      app.log.info({ principals: seeded, keysDir }, 'seeded demo principals')
+    }
+  }
+  const address = await app.listen({ host: config.host, port: config.port })
+  app.log.info(`credit-gateway ${config.gatewayId} listening on ${address} (${database.engine})`)
+  if (config.seedDemo) {
+    console.log(`\nTry a signed call as the demo admin:\n  npm run client -- --url ${address} --key ${join(keysDir, 'admin-demo.json')} GET /v1/principals\n`)
+  }
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})

@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import postgres from 'postgres'
+import type { Test } from 'tap'
+import { buildApp } from '../src/app.js'
+import { signRequest, type KeyFile } from '../src/client/gw1-client.js'
+import { loadConfig, type Config } from '../src/config.js'
+import type { Clock } from '../src/infra/clock.js'
+import { openDatabase, type Database } from '../src/infra/db.js'
+import { gatewayKeysFromJson, generateGatewayJwk, type GatewayKeys } from '../src/infra/gateway-keys.js'
+import { migrate } from '../src/infra/migrate.js'
+import type { KeyAlg, PrincipalKind, PrincipalProfile, Scope } from '../src/modules/principals/principals.models.js'
+import { generatePrincipalKey } from '../src/modules/principals/principals.keygen.js'
+import { createPrincipalsRepository } from '../src/modules/principals/principals.repository.js'
+import { createPrincipalsService } from '../src/modules/principals/principals.service.js'
+
+export const TEST_AUDIENCE = 'credit-gateway-test'
+
+/**
+ * A database made for one test file: a fresh PostgreSQL database on TEST_DATABASE_URL's server
+ * (dropped at teardown), or an in-memory PGlite when it is unset. Real migrations either way.
+ */
+export async function createTestDatabase(t: Test): Promise<Database & { url?: string }> {
+  const base = process.env.TEST_DATABASE_URL
+  if (!base) {
+    const database = await openDatabase({})
+    await migrate(database)
+    t.teardown(() => database.close())
+    return database
+  }
+  const name = `cgt_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`
+  const admin = postgres(base, { max: 1, onnotice: () => {} })
+  await admin.unsafe(`CREATE DATABASE "${name}"`)
+  const url = new URL(base)
+  url.pathname = `/${name}`
+  const database = await openDatabase({ url: url.toString(), poolSize: 5 })
+  await migrate(database)
+  t.teardown(async () => {
+    await database.close()
+    await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    await admin.end()
+  })
+  return Object.assign(database, { url: url.toString() })
+}
+
+/** A clock tests can move. */
+export function testClock(startMs = Date.now()): Clock & { advance(seconds: number): void } {
+  let now = startMs
+  return { nowMs: () => now, advance: (s) => { now += s * 1000 } }
+}
+
+export interface TestGateway {
+  app: FastifyInstance
+  database: Database
+  config: Config
+  gatewayKeys: GatewayKeys
+  clock: ReturnType<typeof testClock>
+  /** Registers a principal straight through the service (as the bootstrap CLI does); returns its key file. */
+  addPrincipal(p: { id: string; kind: PrincipalKind; scopes: Scope[]; courtCode?: string; profile?: PrincipalProfile; alg?: KeyAlg }): Promise<KeyFile>
+  /** A correctly signed request through app.inject. */
+  signed(key: KeyFile, method: string, url: string, body?: unknown, opts?: { jti?: string; headers?: Record<string, string> }): Promise<LightMyRequestResponse>
+}
+
+export async function buildTestGateway(t: Test, env: Record<string, string> = {}): Promise<TestGateway> {
+  const database = await createTestDatabase(t)
+  const config = loadConfig({ GATEWAY_ID: TEST_AUDIENCE, LOG_LEVEL: 'silent', DATA_DIR: '/nonexistent', ...env })
+  const gatewayKeys = gatewayKeysFromJson(JSON.stringify(generateGatewayJwk('gw-test-1')))
+  const clock = testClock()
+  const app = await buildApp({ config, database, gatewayKeys, clock, logger: false })
+  t.teardown(() => app.close())
+  const service = createPrincipalsService(createPrincipalsRepository(database.db))
+  return {
+    app, database, config, gatewayKeys, clock,
+    async addPrincipal(p) {
+      const { keyFile, publicJwk } = await generatePrincipalKey(p.id, p.alg ?? 'ES256')
+      await service.create({ principalId: 'test' }, { id: p.id, kind: p.kind, name: p.id, scopes: p.scopes, courtCode: p.courtCode, profile: p.profile, keys: [publicJwk] })
+      return keyFile
+    },
+    async signed(key, method, url, body, opts = {}) {
+      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
+      const { authorization } = await signRequest({ method, pathWithQuery: url, body: payload, audience: TEST_AUDIENCE, key, now: Math.floor(clock.nowMs() / 1000), jti: opts.jti })
+      return app.inject({
+        method: method as never, url, payload,
+        headers: { authorization, ...(payload ? { 'content-type': 'application/json' } : {}), ...opts.headers },
+      })
+    },
+  }
+}
+
+export const ADMIN_SCOPES: Scope[] = ['principals:write', 'rules:write', 'audit:read', 'supervision:read', 'listings:read', 'changes:read']
