@@ -17,6 +17,7 @@ import { createKeyCache } from './modules/principals/principals.key-cache.js'
 import { createPrincipalsRepository, PRINCIPALS_CHANNEL } from './modules/principals/principals.repository.js'
 import { principalsRoutes } from './modules/principals/principals.routes.js'
 import { createPrincipalsService } from './modules/principals/principals.service.js'
+import { whoamiRoutes } from './modules/principals/whoami.routes.js'
 
 export interface AppDeps {
   config: Config
@@ -73,6 +74,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     })
     signed.addHook('onRequest', signed.gw1Authenticate)
     signed.addHook('preValidation', signed.gw1Authorize)
+    await signed.register(whoamiRoutes, { prefix: '/v1/whoami' })
     await signed.register(principalsRoutes, { prefix: '/v1/principals', service: principalsService })
   })
 

@@ -15,8 +15,9 @@ export class AppError extends Error {
     this.name = 'AppError'
   }
 
+  /** 503 carries an actionable message (retry); other 5xx details stay in the log. */
   get expose(): boolean {
-    return this.status < 500
+    return this.status < 500 || this.status === 503
   }
 }
 
@@ -82,7 +83,7 @@ export function registerErrorHandling(app: FastifyInstance) {
   app.setErrorHandler((err: FastifyError | AppError, request: FastifyRequest, reply: FastifyReply) => {
     const instance = request.id
     if (err instanceof AppError) {
-      if (!err.expose) request.log.error({ err }, 'internal error')
+      if (err.status >= 500) request.log.error({ err }, err.code)
       const detail = err.expose ? err.message : 'internal error'
       return sendProblem(reply, problem(err.status, err.code, detail, { field: err.extra.field, errors: err.extra.errors, instance }), err.extra.headers)
     }

@@ -40,6 +40,7 @@ async function openapiPlugin(app: FastifyInstance, opts: { version: string }) {
     },
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
+  app.get('/openapi.json', { schema: { hide: true }, config: { operationId: 'ops.openapi' } }, async () => app.swagger())
 }
 
 export default fp(openapiPlugin, { name: 'openapi', fastify: '5.x' })

@@ -18,11 +18,13 @@ declare module 'fastify' {
     gw1Claims?: Gw1Claims
     /** The jti the response signature is bound to (set as soon as the token decodes). */
     gw1Jti?: string
+    /** The kid that signed the verified token. */
+    gw1Kid?: string
     rawBody?: Buffer
   }
   interface FastifyContextConfig {
-    /** The scope a signed route requires (403 without it). */
-    scope?: Scope
+    /** The scope a signed route requires (403 without it); `any` = any authenticated principal. */
+    scope?: Scope | 'any'
     /** Stable operation id, e.g. `principals.create`; logged and audited. */
     operationId?: string
   }
@@ -69,6 +71,7 @@ async function gw1Plugin(app: FastifyInstance, opts: Gw1Options) {
     const verified = await verifyGw1Token(token, { method: request.method, url: request.url, nowSeconds: nowSeconds(opts.clock) },
       { audience: opts.audience, clockSkewSeconds: opts.clockSkewSeconds }, opts.lookupKey)
     request.gw1Claims = verified.claims
+    request.gw1Kid = verified.header.kid
     request.principal = verified.key.principal
     request.log = request.log.child({ principal: verified.key.principal.id })
   }
@@ -84,7 +87,7 @@ async function gw1Plugin(app: FastifyInstance, opts: Gw1Options) {
       throw new AuthError('replayed', 'this jti has already been used')
     }
     const scope = request.routeOptions.config.scope
-    if (!scope || !request.principal.scopes.includes(scope)) {
+    if (!scope || (scope !== 'any' && !request.principal.scopes.includes(scope))) {
       throw new AuthError('insufficient_scope', `this operation requires the scope "${scope ?? 'unknown'}"`, 403)
     }
   }

@@ -44,9 +44,10 @@ export class ReplayGuard {
       try {
         const rows = await this.database.query<{ iss: string; jti: string }>(
           `INSERT INTO used_jtis (iss, jti, expires_at)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+           SELECT iss, jti, expires_at FROM jsonb_to_recordset($1::jsonb) AS x(iss text, jti text, expires_at timestamptz)
            ON CONFLICT DO NOTHING RETURNING iss, jti`,
-          [unique.map((p) => p.iss), unique.map((p) => p.jti), unique.map((p) => p.expiresAt.toISOString())],
+          // One JSON parameter: the same on postgres.js and PGlite, and one round trip per batch.
+          [JSON.stringify(unique.map((p) => ({ iss: p.iss, jti: p.jti, expires_at: p.expiresAt.toISOString() })))],
         )
         const inserted = new Set(rows.map((r) => `${r.iss}\u0000${r.jti}`))
         for (const p of unique) p.resolve(inserted.has(`${p.iss}\u0000${p.jti}`))

@@ -24,12 +24,12 @@ export async function principalsRoutes(app: FastifyInstance, opts: { service: Pr
   const actor = (req: { principal?: { id: string }; id: string }) => ({ principalId: req.principal!.id, requestId: req.id })
   const config = (operationId: string) => ({ scope: 'principals:write' as const, operationId })
 
-  app.get('/', {
+  app.get('', {
     config: config('principals.list'),
     schema: { tags: TAGS, summary: 'List principals with their keys', response: { 200: { type: 'object', required: ['items'], properties: { items: { type: 'array', items: { $ref: 'Principal#' } } } } } },
   }, async () => ({ items: (await service.list()).map(toDto) }))
 
-  app.post<{ Body: PrincipalCreateInput }>('/', {
+  app.post<{ Body: PrincipalCreateInput }>('', {
     config: config('principals.create'),
     schema: { tags: TAGS, summary: 'Add a court, agency or admin with its public keys (idempotent)', body: { $ref: 'PrincipalCreate#' }, response: { 200: { $ref: 'Principal#' }, 201: { $ref: 'Principal#' } } },
   }, async (req, reply) => {
