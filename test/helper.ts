@@ -59,6 +59,8 @@ export interface TestGateway {
   addPrincipal(p: { id: string; kind: PrincipalKind; scopes: Scope[]; courtCode?: string; profile?: PrincipalProfile; alg?: KeyAlg }): Promise<KeyFile>
   /** A correctly signed request through app.inject. */
   signed(key: KeyFile, method: string, url: string, body?: unknown, opts?: { jti?: string; headers?: Record<string, string> }): Promise<LightMyRequestResponse>
+  /** A correctly signed request with exactly these body bytes (for malformed or oversized bodies). */
+  signedRaw(key: KeyFile, method: string, url: string, bytes: Buffer, contentType?: string): Promise<LightMyRequestResponse>
 }
 
 export async function buildTestGateway(t: Test, env: Record<string, string> = {}): Promise<TestGateway> {
@@ -83,6 +85,10 @@ export async function buildTestGateway(t: Test, env: Record<string, string> = {}
         method: method as never, url, payload,
         headers: { authorization, ...(payload ? { 'content-type': 'application/json' } : {}), ...opts.headers },
       })
+    },
+    async signedRaw(key, method, url, bytes, contentType = 'application/json') {
+      const { authorization } = await signRequest({ method, pathWithQuery: url, body: bytes, audience: TEST_AUDIENCE, key, now: Math.floor(clock.nowMs() / 1000) })
+      return app.inject({ method: method as never, url, payload: bytes, headers: { authorization, 'content-type': contentType } })
     },
   }
 }

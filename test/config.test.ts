@@ -1,0 +1,35 @@
+import t from 'tap'
+import { ConfigError, loadConfig } from '../src/config.js'
+import { redactIdentifiers } from '../src/infra/logger.js'
+
+t.test('the embedded demo needs no configuration and seeds demo principals', async (t) => {
+  const c = loadConfig({})
+  t.equal(c.databaseUrl, undefined)
+  t.equal(c.gatewayId, 'credit-gateway')
+  t.equal(c.port, 3000)
+  t.equal(c.seedDemo, true)
+})
+
+t.test('a real database requires a signing key (no default secrets) and is not seeded', async (t) => {
+  t.throws(() => loadConfig({ DATABASE_URL: 'postgres://db/x' }), ConfigError)
+  const c = loadConfig({ DATABASE_URL: 'postgres://db/x', GATEWAY_SIGNING_KEY_FILE: '/run/secrets/k', PORT: '8080', HOST: '0.0.0.0' })
+  t.equal(c.seedDemo, false)
+  t.equal(c.port, 8080)
+  t.equal(c.host, '0.0.0.0')
+})
+
+t.test('each bad value is named in the error', async (t) => {
+  const err = t.throws(() => loadConfig({ PORT: 'eighty', GATEWAY_ID: 'Has Spaces', DATABASE_URL: 'mysql://x' })) as Error
+  t.type(err, ConfigError)
+  t.match(err.message, /PORT/)
+  t.match(err.message, /GATEWAY_ID/)
+  t.match(err.message, /DATABASE_URL/)
+})
+
+t.test('identity numbers and credit codes never reach a log line in clear', async (t) => {
+  t.equal(redactIdentifiers('/v1/public/listings?name=张三&id=11010519491231002X'), '/v1/public/listings?name=张三&id=[id]')
+  t.equal(redactIdentifiers('/x?c=91350100M000100Y43&old=110105491231002'), '/x?c=[id]&old=[id]')
+  t.equal(redactIdentifiers('/x?id=11010519491231002x'), '/x?id=[id]')
+  t.equal(redactIdentifiers('/x?id=%31%31%30%31%30%35%31%39%34%39%31%32%33%31%30%30%32%58'), '/x?id=[id]', 'percent-encoded too')
+  t.equal(redactIdentifiers('/v1/principals/court-bj-0105'), '/v1/principals/court-bj-0105', 'ordinary paths untouched')
+})
