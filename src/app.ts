@@ -12,6 +12,7 @@ import { loggerOptions } from './infra/logger.js'
 import metrics from './infra/metrics.js'
 import openapi, { describeRoute } from './infra/openapi.js'
 import { projectPath } from './infra/paths.js'
+import { registerPrincipalRateLimit } from './infra/rate-limit.js'
 import { loadSchemas, validatorCompiler } from './infra/schemas.js'
 import { createKeyCache } from './modules/principals/principals.key-cache.js'
 import { createPrincipalsRepository, PRINCIPALS_CHANNEL } from './modules/principals/principals.repository.js'
@@ -74,6 +75,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     })
     signed.addHook('onRequest', signed.gw1Authenticate)
     signed.addHook('preValidation', signed.gw1Authorize)
+    await registerPrincipalRateLimit(signed)
     await signed.register(whoamiRoutes, { prefix: '/v1/whoami' })
     await signed.register(principalsRoutes, { prefix: '/v1/principals', service: principalsService })
   })

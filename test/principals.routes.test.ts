@@ -151,3 +151,18 @@ t.test('an agency without principals:write cannot use the admin API', async (t) 
   t.equal(res.json().code, 'auth.insufficient_scope')
   t.equal(await principalCount(gw), 2)
 })
+
+t.test("a principal over its profile's rate limit gets 429 with Retry-After; others are unaffected", async (t) => {
+  const gw = await buildTestGateway(t)
+  const slow = await gw.addPrincipal({ id: 'slow-agency', kind: 'agency', scopes: ['match'], profile: { rateLimit: { max: 3, timeWindowSeconds: 60 } } })
+  const other = await gw.addPrincipal({ id: 'other-agency', kind: 'agency', scopes: ['match'], profile: { rateLimit: { max: 3, timeWindowSeconds: 60 } } })
+  const statuses: number[] = []
+  for (let i = 0; i < 4; i++) statuses.push((await gw.signed(slow, 'GET', '/v1/whoami')).statusCode)
+  t.same(statuses, [200, 200, 200, 429])
+  const limited = await gw.signed(slow, 'GET', '/v1/whoami')
+  t.equal(limited.json().code, 'rate_limit.exceeded')
+  t.match(limited.headers['content-type'], /^application\/problem\+json/)
+  t.ok(Number(limited.headers['retry-after']) > 0, 'Retry-After is set')
+  t.ok(limited.headers['x-gw-signature'], 'a 429 to a signed request is signed too')
+  t.equal((await gw.signed(other, 'GET', '/v1/whoami')).statusCode, 200, 'limits are per principal')
+})

@@ -1,0 +1,21 @@
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyInstance } from 'fastify'
+import { AppError } from './errors.js'
+
+/** Used when a principal's profile sets no rate limit. */
+export const DEFAULT_RATE_LIMIT = { max: 100, timeWindowSeconds: 1 }
+
+/**
+ * Per-principal rate limit from its profile (DESIGN.md "Scopes and projection"), counted in this
+ * process (N processes allow up to N × max). Runs at preHandler, after authentication, so the
+ * limit is the caller's own and an unauthenticated flood cannot exhaust it.
+ */
+export async function registerPrincipalRateLimit(scope: FastifyInstance) {
+  await scope.register(rateLimit, {
+    hook: 'preHandler',
+    keyGenerator: (req) => req.principal?.id ?? req.ip,
+    max: async (req) => (req.principal?.profile.rateLimit ?? DEFAULT_RATE_LIMIT).max,
+    timeWindow: async (req) => (req.principal?.profile.rateLimit ?? DEFAULT_RATE_LIMIT).timeWindowSeconds * 1000,
+    errorResponseBuilder: (_req, ctx) => new AppError('rate_limit.exceeded', 429, `rate limit of ${ctx.max} requests per ${ctx.after} exceeded; retry after ${ctx.after}`),
+  })
+}
