@@ -55,7 +55,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const principalsRepo = createPrincipalsRepository(database.db)
   const keyCache = createKeyCache(principalsRepo)
   const principalsService = createPrincipalsService(principalsRepo, () => keyCache.clear())
-  const unlisten = await database.listen(PRINCIPALS_CHANNEL, () => keyCache.clear())
+  const unlisten = await database.listen(PRINCIPALS_CHANNEL, () => keyCache.clear(), () => {
+    keyCache.clear()
+    app.log.warn('principals LISTEN connection re-established; key cache cleared')
+  })
   const replayGuard = new ReplayGuard(database)
   app.addHook('onClose', async () => { replayGuard.close(); await unlisten() })
 

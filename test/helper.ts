@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { PGlite } from '@electric-sql/pglite'
 import postgres from 'postgres'
 import type { Test } from 'tap'
 import { buildApp } from '../src/app.js'
@@ -16,6 +17,8 @@ import { createPrincipalsService } from '../src/modules/principals/principals.se
 
 export const TEST_AUDIENCE = 'credit-gateway-test'
 
+let pgliteTemplate: Promise<PGlite> | undefined
+
 /**
  * A database made for one test file: a fresh PostgreSQL database on TEST_DATABASE_URL's server
  * (dropped at teardown), or an in-memory PGlite when it is unset. Real migrations either way.
@@ -23,8 +26,13 @@ export const TEST_AUDIENCE = 'credit-gateway-test'
 export async function createTestDatabase(t: Test): Promise<Database & { url?: string }> {
   const base = process.env.TEST_DATABASE_URL
   if (!base) {
-    const database = await openDatabase({})
-    await migrate(database)
+    // Starting PGlite costs seconds; cloning a migrated template costs about one.
+    pgliteTemplate ??= (async () => {
+      const pg = await PGlite.create()
+      await migrate(await openDatabase({ pglite: pg }))
+      return pg
+    })()
+    const database = await openDatabase({ pglite: (await (await pgliteTemplate).clone()) as PGlite })
     t.teardown(() => database.close())
     return database
   }

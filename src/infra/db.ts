@@ -19,8 +19,12 @@ export interface Database {
   runScriptInTransaction(fn: (exec: (script: string) => Promise<void>, query: (text: string, params?: unknown[]) => Promise<Record<string, unknown>[]>) => Promise<void>): Promise<void>
   /** Raw parameterised query, returning rows. */
   query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>
-  /** Subscribes to a NOTIFY channel; resolves to an unsubscribe function. */
-  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>
+  /**
+   * Subscribes to a NOTIFY channel; resolves to an unsubscribe function. `onResubscribed` runs when
+   * a dropped listening connection is re-established: notifications sent meanwhile are lost, so
+   * the caller must treat it as "anything may have changed".
+   */
+  listen(channel: string, onPayload: (payload: string) => void, onResubscribed?: () => void): Promise<() => Promise<void>>
   close(): Promise<void>
 }
 
@@ -30,10 +34,15 @@ export interface DatabaseOptions {
   /** PGlite data directory; unset = in memory. */
   pgliteDir?: string
   poolSize?: number
+  /** An already open PGlite instance to wrap (tests clone a migrated template). */
+  pglite?: PGlite
 }
 
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
-  return opts.url ? openPostgres(opts.url, opts.poolSize ?? 10) : openPglite(opts.pgliteDir)
+  if (opts.url) return openPostgres(opts.url, opts.poolSize ?? 10)
+  if (opts.pglite) return wrapPglite(opts.pglite)
+  if (opts.pgliteDir) mkdirSync(opts.pgliteDir, { recursive: true })
+  return wrapPglite(opts.pgliteDir ? await PGlite.create(opts.pgliteDir) : await PGlite.create())
 }
 
 async function openPostgres(url: string, max: number): Promise<Database> {
@@ -50,17 +59,17 @@ async function openPostgres(url: string, max: number): Promise<Database> {
     async query<T>(text: string, params: unknown[] = []) {
       return [...await sql.unsafe(text, params as never[])] as T[]
     },
-    async listen(channel, onPayload) {
-      const sub = await sql.listen(channel, onPayload)
+    async listen(channel, onPayload, onResubscribed) {
+      let first = true
+      // postgres.js calls the third argument on every (re)subscription; skip the initial one.
+      const sub = await sql.listen(channel, onPayload, () => { if (first) first = false; else onResubscribed?.() })
       return async () => { await sub.unlisten() }
     },
     async close() { await sql.end({ timeout: 5 }) },
   }
 }
 
-async function openPglite(dir: string | undefined): Promise<Database> {
-  if (dir) mkdirSync(dir, { recursive: true })
-  const pg = dir ? await PGlite.create(dir) : await PGlite.create()
+function wrapPglite(pg: PGlite): Database {
   const db = drizzlePglite(pg, { schema }) as unknown as Db
   return {
     engine: 'pglite',

@@ -49,7 +49,8 @@ export interface Gw1Options {
  * (preValidation: body binding, replay, scope); every response to a GW1 request is signed.
  */
 async function gw1Plugin(app: FastifyInstance, opts: Gw1Options) {
-  app.removeContentTypeParser('application/json')
+  // JSON only: any other media type gets 415, so no body can reach a route without bsh covering it.
+  app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     const raw = body as Buffer
     request.rawBody = raw
@@ -79,8 +80,12 @@ async function gw1Plugin(app: FastifyInstance, opts: Gw1Options) {
   const authorize: preValidationHookHandler = async (request) => {
     const claims = request.gw1Claims
     if (!claims || !request.principal) throw new AuthError('missing_token', 'Authorization: GW1 <token> is required')
-    if (request.rawBody === undefined && claims.bsh !== SHA256_OF_EMPTY) {
-      throw new AuthError('body_mismatch', 'bsh does not match the SHA-256 of the (empty) body')
+    if (request.rawBody === undefined) {
+      // No parsed body (e.g. GET): bytes sent anyway were never hashed, so refuse them too.
+      const sentBytes = Number(request.headers['content-length'] ?? 0) > 0 || request.headers['transfer-encoding'] !== undefined
+      if (sentBytes || claims.bsh !== SHA256_OF_EMPTY) {
+        throw new AuthError('body_mismatch', 'bsh does not match the SHA-256 of the (empty) body')
+      }
     }
     const expiresAt = new Date((claims.exp + opts.clockSkewSeconds) * 1000)
     if (!(await opts.replayGuard.claim(claims.iss, claims.jti, expiresAt))) {
@@ -97,7 +102,7 @@ async function gw1Plugin(app: FastifyInstance, opts: Gw1Options) {
 
   // DESIGN.md: every response to a signed request carries X-GW-Signature over the exact body bytes.
   app.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
-    if (!request.headers.authorization?.startsWith('GW1 ')) return payload
+    if (!/^GW1 /i.test(request.headers.authorization ?? '')) return payload
     let bytes: Buffer
     if (payload === null || payload === undefined) bytes = Buffer.alloc(0)
     else if (typeof payload === 'string') bytes = Buffer.from(payload)

@@ -64,7 +64,7 @@ function parseJsonObject(part: string, what: string): Record<string, unknown> {
 /** Parses `Authorization: GW1 <jws>`; throws auth.missing_token / auth.malformed_token. */
 export function tokenFromAuthorization(value: string | undefined): string {
   if (!value) throw new AuthError('missing_token', 'Authorization: GW1 <token> is required')
-  const m = /^GW1 +(\S+)$/.exec(value)
+  const m = /^GW1 +(\S+)$/i.exec(value) // auth schemes are case-insensitive (RFC 9110 §11.1)
   if (!m) throw new AuthError('malformed_token', 'Authorization must be "GW1 <compact JWS>"')
   return m[1]!
 }

@@ -14,11 +14,14 @@ const TTL_MS = 30_000
 export function createKeyCache(repo: Pick<PrincipalsRepository, 'findKeyWithPrincipal'>, now: () => number = Date.now) {
   const entries = new Map<string, { at: number; entry: KeyEntry<Principal> | undefined }>()
   const MAX_ENTRIES = 100_000
+  // Bumped by clear(): a look-up that started before a clear must not store what it read.
+  let generation = 0
 
   return {
     async lookup(kid: string): Promise<KeyEntry<Principal> | undefined> {
       const hit = entries.get(kid)
       if (hit && now() - hit.at < TTL_MS) return hit.entry
+      const startedIn = generation
       const found = await repo.findKeyWithPrincipal(kid)
       const entry: KeyEntry<Principal> | undefined = found && {
         kid,
@@ -32,11 +35,16 @@ export function createKeyCache(repo: Pick<PrincipalsRepository, 'findKeyWithPrin
           scopes: found.principal.scopes as Principal['scopes'], profile: found.principal.profile, status: found.principal.status,
         },
       }
-      if (entries.size >= MAX_ENTRIES) entries.clear()
-      entries.set(kid, { at: now(), entry })
+      if (startedIn === generation) {
+        if (entries.size >= MAX_ENTRIES) entries.clear()
+        entries.set(kid, { at: now(), entry })
+      }
       return entry
     },
-    clear() { entries.clear() },
+    clear() {
+      generation++
+      entries.clear()
+    },
   }
 }
 
