@@ -35,10 +35,11 @@ async function main() {
     }
   }
   const address = await app.listen({ host: config.host, port: config.port })
-  app.log.info(`credit-gateway ${config.gatewayId} listening on ${address} (${database.engine})`)
   if (config.seedDemo) {
     console.log(`\nTry a signed call as the demo admin:\n  npm run client -- --url ${address} --key ${join(keysDir, 'admin-demo.json')} GET /v1/principals\n`)
   }
+  // Printed last: scripts and tests wait for this line.
+  app.log.info(`credit-gateway ${config.gatewayId} listening on ${address} (${database.engine})`)
 }
 
 main().catch((err) => {

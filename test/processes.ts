@@ -23,11 +23,12 @@ export interface GatewayProcess {
   stop(): Promise<void>
 }
 
+/** Environment for the child; without DATABASE_URL it runs on embedded PGlite under DATA_DIR. */
 export interface GatewayEnv {
-  DATABASE_URL: string
-  GATEWAY_SIGNING_KEY: string
-  GATEWAY_ID: string
-  [name: string]: string
+  DATABASE_URL?: string
+  GATEWAY_SIGNING_KEY?: string
+  GATEWAY_ID?: string
+  [name: string]: string | undefined
 }
 
 /** Children still alive, killed synchronously if the test process exits without its teardowns. */
