@@ -17,6 +17,7 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
 COPY schemas ./schemas
+COPY calendars ./calendars
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
 EXPOSE 3000

@@ -19,6 +19,10 @@ import { createPrincipalsRepository, PRINCIPALS_CHANNEL } from './modules/princi
 import { principalsRoutes } from './modules/principals/principals.routes.js'
 import { createPrincipalsService } from './modules/principals/principals.service.js'
 import { whoamiRoutes } from './modules/principals/whoami.routes.js'
+import { loadWorkingDayCalendar } from './modules/calendar/calendar.loader.js'
+import { createListingsRepository } from './modules/listings/listings.repository.js'
+import { changesRoutes, listingsRoutes } from './modules/listings/listings.routes.js'
+import { createListingsService, type ListingsService } from './modules/listings/listings.service.js'
 
 export interface AppDeps {
   config: Config
@@ -26,6 +30,11 @@ export interface AppDeps {
   gatewayKeys: GatewayKeys
   clock?: Clock
   logger?: FastifyServerOptions['logger']
+  listingsService?: ListingsService
+}
+
+declare module 'fastify' {
+  interface FastifyInstance { listings: ListingsService }
 }
 
 const VERSION = (JSON.parse(readFileSync(projectPath('package.json'), 'utf8')) as { version: string }).version
@@ -62,6 +71,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const replayGuard = new ReplayGuard(database)
   app.addHook('onClose', async () => { replayGuard.close(); await unlisten() })
 
+  // Listings: the calendar is loaded once; the expiry scheduler is started by server.ts, not here.
+  const listingsService = deps.listingsService ?? createListingsService({ repo: createListingsRepository(database.db), calendar: loadWorkingDayCalendar(), clock })
+  app.decorate('listings', listingsService)
+
   await app.register(gw1, {
     audience: config.gatewayId, clockSkewSeconds: config.clockSkewSeconds, clock, gatewayKeys, replayGuard,
     lookupKey: (kid) => keyCache.lookup(kid),
@@ -81,6 +94,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await registerPrincipalRateLimit(signed)
     await signed.register(whoamiRoutes, { prefix: '/v1/whoami' })
     await signed.register(principalsRoutes, { prefix: '/v1/principals', service: principalsService })
+    await signed.register(listingsRoutes, { prefix: '/v1/listings', service: listingsService })
+    await signed.register(changesRoutes, { prefix: '/v1/changes', service: listingsService })
   })
 
   return app

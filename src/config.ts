@@ -21,6 +21,7 @@ const schema = {
     BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, maximum: 104857600, default: 1048576 },
     CLOCK_SKEW_SECONDS: { type: 'integer', minimum: 0, maximum: 300, default: 60 },
     TRUST_PROXY: { type: 'boolean', default: false },
+    SCHEDULER_INTERVAL_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 30 },
   },
   additionalProperties: true,
 } as const
@@ -42,6 +43,8 @@ export interface Config {
   bodyLimitBytes: number
   clockSkewSeconds: number
   trustProxy: boolean
+  /** How often the expiry / grace-period pass runs (listings expire within this of their period end). */
+  schedulerIntervalSeconds: number
 }
 
 export class ConfigError extends Error {
@@ -51,7 +54,7 @@ export class ConfigError extends Error {
 interface RawEnv {
   HOST: string; PORT: number; GATEWAY_ID: string; DATABASE_URL?: string; DATABASE_POOL_SIZE: number
   DATA_DIR: string; GATEWAY_SIGNING_KEY?: string; GATEWAY_SIGNING_KEY_FILE?: string; SEED_DEMO?: boolean
-  LOG_LEVEL: string; BODY_LIMIT_BYTES: number; CLOCK_SKEW_SECONDS: number; TRUST_PROXY: boolean
+  LOG_LEVEL: string; BODY_LIMIT_BYTES: number; CLOCK_SKEW_SECONDS: number; TRUST_PROXY: boolean; SCHEDULER_INTERVAL_SECONDS: number
 }
 
 /** Reads and validates the environment; throws ConfigError naming every bad variable. */
@@ -79,5 +82,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: raw.BODY_LIMIT_BYTES,
     clockSkewSeconds: raw.CLOCK_SKEW_SECONDS,
     trustProxy: raw.TRUST_PROXY,
+    schedulerIntervalSeconds: raw.SCHEDULER_INTERVAL_SECONDS,
   }
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
 import { seedDemoPrincipals } from './modules/demo/demo.seed.js'
+import { startListingsScheduler } from './modules/listings/listings.scheduler.js'
 import { createPrincipalsRepository } from './modules/principals/principals.repository.js'
 import { createPrincipalsService } from './modules/principals/principals.service.js'
 import { configuredGatewayKeys, openConfiguredDatabase } from './runtime.js'
@@ -34,6 +35,8 @@ async function main() {
       app.log.info({ principals: seeded, keysDir }, 'seeded demo principals')
     }
   }
+  const stopScheduler = startListingsScheduler(app.listings, app.log, config.schedulerIntervalSeconds * 1000)
+  app.addHook('onClose', stopScheduler)
   const address = await app.listen({ host: config.host, port: config.port })
   if (config.seedDemo) {
     console.log(`\nTry a signed call as the demo admin:\n  npm run client -- --url ${address} --key ${join(keysDir, 'admin-demo.json')} GET /v1/principals\n`)

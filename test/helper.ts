@@ -52,9 +52,9 @@ export async function createTestDatabase(t: Test): Promise<Database & { url?: st
 }
 
 /** A clock tests can move. */
-export function testClock(startMs = Date.now()): Clock & { advance(seconds: number): void } {
+export function testClock(startMs = Date.now()): Clock & { advance(seconds: number): void; set(ms: number): void } {
   let now = startMs
-  return { nowMs: () => now, advance: (s) => { now += s * 1000 } }
+  return { nowMs: () => now, advance: (s) => { now += s * 1000 }, set: (ms) => { now = ms } }
 }
 
 export interface TestGateway {

@@ -7,6 +7,12 @@ import postgres from 'postgres'
 import * as schema from '../db/schema.js'
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
+
+/** Rows of `db.execute(sql)`: postgres.js returns an array, PGlite an object with `rows`. */
+export function resultRows<T>(result: unknown): T[] {
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[]
+}
 
 /**
  * The database, whichever engine: drizzle for queries, plus the few things drizzle does not
