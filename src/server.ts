@@ -2,7 +2,9 @@ import closeWithGrace from 'close-with-grace'
 import { join } from 'node:path'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
+import { seedDemoListings } from './modules/demo/demo.listings.js'
 import { seedDemoPrincipals } from './modules/demo/demo.seed.js'
+import type { Principal } from './modules/principals/principals.models.js'
 import { startListingsScheduler } from './modules/listings/listings.scheduler.js'
 import { createPrincipalsRepository } from './modules/principals/principals.repository.js'
 import { createPrincipalsService } from './modules/principals/principals.service.js'
@@ -31,8 +33,11 @@ async function main() {
   if (config.seedDemo) {
     const repo = createPrincipalsRepository(database.db)
     if ((await repo.count()) === 0) {
-      const seeded = await seedDemoPrincipals(createPrincipalsService(repo), keysDir)
-      app.log.info({ principals: seeded, keysDir }, 'seeded demo principals')
+      const service = createPrincipalsService(repo)
+      const seeded = await seedDemoPrincipals(service, keysDir)
+      const courts = await Promise.all(['court-bj-0105', 'court-bj-03'].map((id) => service.get(id)))
+      const listings = await seedDemoListings(app.listings, courts as Principal[], new Date())
+      app.log.info({ principals: seeded, keysDir, listings }, 'seeded demo principals and listings')
     }
   }
   const stopScheduler = startListingsScheduler(app.listings, app.log, config.schedulerIntervalSeconds * 1000)

@@ -15,11 +15,11 @@ export const DEMO_PRINCIPALS: DemoPrincipal[] = [
   { id: 'court-bj-03', kind: 'court', name: '北京市第三中级人民法院', courtCode: '京03', scopes: ['listings:write', 'listings:read', 'appeals:review', 'repairs:review'], profile: { subordinateCourtCodes: ['京0105'] } },
   {
     id: 'caac', kind: 'agency', name: '中国民用航空局', scopes: ['match', 'changes:read', 'feedback:write'],
-    profile: { lists: ['dishonest', 'restricted'], fields: ['name', 'caseNumber', 'courtName'], scenarios: ['TICKET_AIR'], rateLimit: { max: 5000, timeWindowSeconds: 1 }, dailyQuota: 50_000_000 },
+    profile: { lists: ['dishonest', 'restricted'], fields: ['name', 'identifiers', 'caseNumber', 'courtName'], scenarios: ['TICKET_AIR'], rateLimit: { max: 5000, timeWindowSeconds: 1 }, dailyQuota: 50_000_000 },
   },
   {
     id: 'samr', kind: 'agency', name: '国家市场监督管理总局', scopes: ['match', 'listings:read', 'changes:read', 'feedback:write'],
-    profile: { lists: ['dishonest'], fields: ['name', 'caseNumber', 'courtName', 'grounds', 'publishedAt', 'obligation', 'performance'], scenarios: ['COMPANY_OFFICER_REG', 'ROUTINE_INSPECTION'], rateLimit: { max: 500, timeWindowSeconds: 1 }, dailyQuota: 1_000_000 },
+    profile: { lists: ['dishonest'], fields: ['name', 'identifiers', 'legalRepresentative', 'caseNumber', 'courtName', 'grounds', 'publishedAt', 'obligation', 'performance'], scenarios: ['COMPANY_OFFICER_REG', 'ROUTINE_INSPECTION'], rateLimit: { max: 500, timeWindowSeconds: 1 }, dailyQuota: 1_000_000 },
   },
   {
     id: 'mof', kind: 'agency', name: '财政部', scopes: ['match', 'feedback:write'],
