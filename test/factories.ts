@@ -8,7 +8,7 @@ export function personId(seq: number, birth = '19800101', region = '110105'): st
 
 /** A valid unified social credit code (enterprise, Beijing Chaoyang) with a valid embedded org code. */
 export function creditCode(seq: number): string {
-  const org8 = `MA${String(seq).padStart(6, '0')}`
+  const org8 = String(seq).padStart(8, "0")
   const first17 = `91110105${org8}${orgCodeCheckChar(org8)}`
   return first17 + creditCodeCheckChar(first17)
 }

@@ -19,7 +19,7 @@ export const DEMO_PRINCIPALS: DemoPrincipal[] = [
   },
   {
     id: 'samr', kind: 'agency', name: '国家市场监督管理总局', scopes: ['match', 'listings:read', 'changes:read', 'feedback:write'],
-    profile: { lists: ['dishonest'], fields: ['name', 'identifiers', 'legalRepresentative', 'caseNumber', 'courtName', 'grounds', 'publishedAt', 'obligation', 'performance'], scenarios: ['COMPANY_OFFICER_REG', 'ROUTINE_INSPECTION'], rateLimit: { max: 500, timeWindowSeconds: 1 }, dailyQuota: 1_000_000 },
+    profile: { lists: ['dishonest'], fields: ['name', 'identifiers', 'legalRepresentative', 'caseNumber', 'courtName', 'grounds', 'obligation', 'performance'], scenarios: ['COMPANY_OFFICER_REG', 'ROUTINE_INSPECTION'], rateLimit: { max: 500, timeWindowSeconds: 1 }, dailyQuota: 1_000_000 },
   },
   {
     id: 'mof', kind: 'agency', name: '财政部', scopes: ['match', 'feedback:write'],
