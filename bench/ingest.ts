@@ -53,7 +53,7 @@ async function main() {
 
     child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
       cwd: projectPath('.'), stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, DATABASE_URL: url.toString(), GATEWAY_SIGNING_KEY: JSON.stringify(generateGatewayJwk()), GATEWAY_ID: AUDIENCE, PORT: '0', LOG_LEVEL: 'info', SEED_DEMO: 'false', NODE_ENV: 'production' },
+      env: { ...process.env, DATABASE_URL: url.toString(), GATEWAY_SIGNING_KEY: JSON.stringify(generateGatewayJwk()), IDENTIFIER_HASH_SECRET: randomUUID() + randomUUID(), GATEWAY_ID: AUDIENCE, PORT: '0', LOG_LEVEL: 'info', SEED_DEMO: 'false', NODE_ENV: 'production' },
     })
     const base = await new Promise<string>((resolve, reject) => {
       let out = ''

@@ -1,5 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { createIdentifierHasher } from './modules/identity/identity.models.js'
 import type { Config } from './config.js'
 import { systemClock, type Clock } from './infra/clock.js'
 import type { Database } from './infra/db.js'
@@ -31,10 +33,12 @@ export interface AppDeps {
   clock?: Clock
   logger?: FastifyServerOptions['logger']
   listingsService?: ListingsService
+  /** HMAC of identifiers for logs and audit (config IDENTIFIER_HASH_SECRET); a per-process random key if absent. */
+  identifierHash?: (normalizedIdentifier: string) => string
 }
 
 declare module 'fastify' {
-  interface FastifyInstance { listings: ListingsService }
+  interface FastifyInstance { listings: ListingsService; identifierHash: (normalizedIdentifier: string) => string }
 }
 
 const VERSION = (JSON.parse(readFileSync(projectPath('package.json'), 'utf8')) as { version: string }).version
@@ -43,8 +47,9 @@ const VERSION = (JSON.parse(readFileSync(projectPath('package.json'), 'utf8')) a
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, database, gatewayKeys } = deps
   const clock = deps.clock ?? systemClock
+  const identifierHash = deps.identifierHash ?? createIdentifierHasher(randomBytes(32))
   const app = Fastify({
-    logger: deps.logger ?? loggerOptions(config.logLevel),
+    logger: deps.logger ?? loggerOptions(config.logLevel, identifierHash),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
     requestIdHeader: 'x-request-id',
@@ -74,6 +79,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Listings: the calendar is loaded once; the expiry scheduler is started by server.ts, not here.
   const listingsService = deps.listingsService ?? createListingsService({ repo: createListingsRepository(database.db), calendar: loadWorkingDayCalendar(), clock })
   app.decorate('listings', listingsService)
+  app.decorate('identifierHash', identifierHash)
 
   await app.register(gw1, {
     audience: config.gatewayId, clockSkewSeconds: config.clockSkewSeconds, clock, gatewayKeys, replayGuard,

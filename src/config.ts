@@ -22,6 +22,7 @@ const schema = {
     CLOCK_SKEW_SECONDS: { type: 'integer', minimum: 0, maximum: 300, default: 60 },
     TRUST_PROXY: { type: 'boolean', default: false },
     SCHEDULER_INTERVAL_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 30 },
+    IDENTIFIER_HASH_SECRET: { type: 'string', minLength: 32 },
   },
   additionalProperties: true,
 } as const
@@ -43,6 +44,8 @@ export interface Config {
   bodyLimitBytes: number
   clockSkewSeconds: number
   trustProxy: boolean
+  /** Key of the HMAC that stands in for identity numbers in logs and audit entries; unset only for the demo. */
+  identifierHashSecret: string | undefined
   /** How often the expiry / grace-period pass runs (listings expire within this of their period end). */
   schedulerIntervalSeconds: number
 }
@@ -55,6 +58,7 @@ interface RawEnv {
   HOST: string; PORT: number; GATEWAY_ID: string; DATABASE_URL?: string; DATABASE_POOL_SIZE: number
   DATA_DIR: string; GATEWAY_SIGNING_KEY?: string; GATEWAY_SIGNING_KEY_FILE?: string; SEED_DEMO?: boolean
   LOG_LEVEL: string; BODY_LIMIT_BYTES: number; CLOCK_SKEW_SECONDS: number; TRUST_PROXY: boolean; SCHEDULER_INTERVAL_SECONDS: number
+  IDENTIFIER_HASH_SECRET?: string
 }
 
 /** Reads and validates the environment; throws ConfigError naming every bad variable. */
@@ -67,6 +71,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (raw.DATABASE_URL && !raw.GATEWAY_SIGNING_KEY && !raw.GATEWAY_SIGNING_KEY_FILE) {
     throw new ConfigError('invalid configuration: GATEWAY_SIGNING_KEY or GATEWAY_SIGNING_KEY_FILE is required when DATABASE_URL is set (no default secrets outside the embedded demo)')
+  }
+  if (raw.DATABASE_URL && !raw.IDENTIFIER_HASH_SECRET) {
+    throw new ConfigError('invalid configuration: IDENTIFIER_HASH_SECRET (at least 32 characters) is required when DATABASE_URL is set (no default secrets outside the embedded demo)')
   }
   return {
     host: raw.HOST,
@@ -83,5 +90,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     clockSkewSeconds: raw.CLOCK_SKEW_SECONDS,
     trustProxy: raw.TRUST_PROXY,
     schedulerIntervalSeconds: raw.SCHEDULER_INTERVAL_SECONDS,
+    identifierHashSecret: raw.IDENTIFIER_HASH_SECRET,
   }
 }

@@ -8,7 +8,8 @@ import type { Principal } from './modules/principals/principals.models.js'
 import { startListingsScheduler } from './modules/listings/listings.scheduler.js'
 import { createPrincipalsRepository } from './modules/principals/principals.repository.js'
 import { createPrincipalsService } from './modules/principals/principals.service.js'
-import { configuredGatewayKeys, openConfiguredDatabase } from './runtime.js'
+import { createIdentifierHasher } from './modules/identity/identity.models.js'
+import { configuredGatewayKeys, configuredIdentifierHashSecret, openConfiguredDatabase } from './runtime.js'
 
 async function main() {
   let config
@@ -20,7 +21,8 @@ async function main() {
   }
   const gatewayKeys = configuredGatewayKeys(config)
   const database = await openConfiguredDatabase(config)
-  const app = await buildApp({ config, database, gatewayKeys })
+  const identifierHash = createIdentifierHasher(configuredIdentifierHashSecret(config))
+  const app = await buildApp({ config, database, gatewayKeys, identifierHash })
 
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'closing after error')

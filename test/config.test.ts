@@ -1,6 +1,7 @@
 import t from 'tap'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { redactIdentifiers } from '../src/infra/logger.js'
+import { createIdentifierHasher } from '../src/modules/identity/identity.models.js'
 
 t.test('the embedded demo needs no configuration and seeds demo principals', async (t) => {
   const c = loadConfig({})
@@ -12,7 +13,8 @@ t.test('the embedded demo needs no configuration and seeds demo principals', asy
 
 t.test('a real database requires a signing key (no default secrets) and is not seeded', async (t) => {
   t.throws(() => loadConfig({ DATABASE_URL: 'postgres://db/x' }), ConfigError)
-  const c = loadConfig({ DATABASE_URL: 'postgres://db/x', GATEWAY_SIGNING_KEY_FILE: '/run/secrets/k', PORT: '8080', HOST: '0.0.0.0' })
+  t.throws(() => loadConfig({ DATABASE_URL: 'postgres://db/x', GATEWAY_SIGNING_KEY_FILE: '/run/secrets/k' }), /IDENTIFIER_HASH_SECRET/)
+  const c = loadConfig({ DATABASE_URL: 'postgres://db/x', GATEWAY_SIGNING_KEY_FILE: '/run/secrets/k', IDENTIFIER_HASH_SECRET: 'x'.repeat(32), PORT: '8080', HOST: '0.0.0.0' })
   t.equal(c.seedDemo, false)
   t.equal(c.port, 8080)
   t.equal(c.host, '0.0.0.0')
@@ -32,4 +34,9 @@ t.test('identity numbers and credit codes never reach a log line in clear', asyn
   t.equal(redactIdentifiers('/x?id=11010519491231002x'), '/x?id=[id]')
   t.equal(redactIdentifiers('/x?id=%31%31%30%31%30%35%31%39%34%39%31%32%33%31%30%30%32%58'), '/x?id=[id]', 'percent-encoded too')
   t.equal(redactIdentifiers('/v1/principals/court-bj-0105'), '/v1/principals/court-bj-0105', 'ordinary paths untouched')
+  const hash = createIdentifierHasher('k'.repeat(32))
+  const a = redactIdentifiers('/x?id=11010519491231002x', hash)
+  t.match(a, /^\/x\?id=\[id:[0-9a-f]{16}\]$/, 'with a hasher: a keyed hash prefix, never the number')
+  t.equal(a, redactIdentifiers('/y?id=11010519491231002X', hash).replace('/y', '/x'), 'the same person gives the same hash')
+  t.not(a, redactIdentifiers('/x?id=11010519491231002X', createIdentifierHasher('j'.repeat(32))), 'another key gives another hash')
 })

@@ -79,7 +79,7 @@ if (!process.env.TEST_DATABASE_URL) {
 
   const gatewayJwk = generateGatewayJwk('gw-multiprocess-1')
   const expectedJwks = gatewayKeysFromJson(JSON.stringify(gatewayJwk)).jwks
-  const env = { DATABASE_URL: database.url!, GATEWAY_SIGNING_KEY: JSON.stringify(gatewayJwk), GATEWAY_ID }
+  const env = { DATABASE_URL: database.url!, GATEWAY_SIGNING_KEY: JSON.stringify(gatewayJwk), IDENTIFIER_HASH_SECRET: 'multiprocess-test-identifier-hash-secret', GATEWAY_ID }
   const [a, b] = await Promise.all([startGateway(t, 'a', env), startGateway(t, 'b', env)])
   t.comment(`gateway a pid ${a.pid} at ${a.url}; gateway b pid ${b.pid} at ${b.url}`)
   t.not(a.url, b.url, 'two processes on two ports')

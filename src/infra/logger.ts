@@ -3,15 +3,19 @@ import type { FastifyServerOptions } from 'fastify'
 /** 15/18-digit resident ids and 18-character credit codes: never written to a log in clear. */
 const IDENTIFIER_PATTERN = /(?<![0-9A-Za-z])(\d{17}[\dXx]|\d{15}|[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10})(?![0-9A-Za-z])/g
 
-/** Replaces anything shaped like an identity number or credit code (also percent-encoded text). */
-export function redactIdentifiers(text: string): string {
+/**
+ * Replaces anything shaped like an identity number or credit code (also percent-encoded text) with
+ * `[id]`, or with `[id:<keyed hash prefix>]` when a hasher is given, so log lines about the same
+ * person can be correlated without the number ever being written.
+ */
+export function redactIdentifiers(text: string, hash?: (id: string) => string): string {
   let decoded = text
   try { decoded = decodeURIComponent(text) } catch { /* keep raw */ }
-  return decoded.replace(IDENTIFIER_PATTERN, '[id]')
+  return decoded.replace(IDENTIFIER_PATTERN, (id) => (hash ? `[id:${hash(id.toUpperCase()).slice(0, 16)}]` : '[id]'))
 }
 
 /** Pretty output on a terminal, JSON lines otherwise (fastify/demo picks by TTY, not NODE_ENV). */
-export function loggerOptions(level: string): FastifyServerOptions['logger'] {
+export function loggerOptions(level: string, hash?: (id: string) => string): FastifyServerOptions['logger'] {
   return {
     level,
     redact: {
@@ -20,7 +24,7 @@ export function loggerOptions(level: string): FastifyServerOptions['logger'] {
     },
     serializers: {
       req(req) {
-        return { method: req.method, url: redactIdentifiers(req.url), operationId: req.routeOptions?.config?.operationId, remoteAddress: req.ip }
+        return { method: req.method, url: redactIdentifiers(req.url, hash), operationId: req.routeOptions?.config?.operationId, remoteAddress: req.ip }
       },
     },
     ...(process.stdout.isTTY && level !== 'silent'
