@@ -27,9 +27,11 @@ export function createListingsRepository(db: Db) {
 
     async findExisting(tx: Tx, keys: { courtCode: string; caseNumber: string; subjectId: string }[]): Promise<ExistingKey[]> {
       if (keys.length === 0) return []
+      // Only the three key fields go to the server (callers may pass whole listings).
+      const keyJson = JSON.stringify(keys.map((k) => ({ courtCode: k.courtCode, caseNumber: k.caseNumber, subjectId: k.subjectId })))
       const rows = resultRows<{ id: string; court_code: string; case_number: string; subject_id: string; status: ListingRow['status']; content_hash: string; version: number; grace_until: string | null }>(await tx.execute(sql`
         SELECT l.id, l.court_code, l.case_number, l.subject_id, l.status, l.content_hash, l.version, l.grace_until::text
-        FROM jsonb_to_recordset(${JSON.stringify(keys)}::jsonb) AS k("courtCode" text, "caseNumber" text, "subjectId" text)
+        FROM jsonb_to_recordset(${keyJson}::jsonb) AS k("courtCode" text, "caseNumber" text, "subjectId" text)
         JOIN listings l ON l.court_code = k."courtCode" AND l.case_number = k."caseNumber" AND l.subject_id = k."subjectId"
         FOR UPDATE OF l`))
       return rows.map((r) => ({ id: r.id, courtCode: r.court_code, caseNumber: r.case_number, subjectId: r.subject_id, status: r.status, contentHash: r.content_hash, version: r.version, graceUntil: r.grace_until }))
