@@ -29,11 +29,19 @@ export interface SignOptions {
   jti?: string
 }
 
+/** Importing a JWK costs far more than signing with it: import each key file's key once. */
+const importedKeys = new WeakMap<object, ReturnType<typeof importJWK>>()
+function importedKey(jwk: KeyFile['privateJwk']): ReturnType<typeof importJWK> {
+  let key = importedKeys.get(jwk)
+  if (!key) { key = importJWK(jwk, jwk.alg); importedKeys.set(jwk, key) }
+  return key
+}
+
 /** Builds the `Authorization: GW1 <jws>` value for one request (DESIGN.md GW1). */
 export async function signRequest(opts: SignOptions): Promise<{ authorization: string; jti: string }> {
   const now = opts.now ?? Math.floor(Date.now() / 1000)
   const jti = opts.jti ?? randomUUID()
-  const privateKey = await importJWK(opts.key.privateJwk, opts.key.privateJwk.alg)
+  const privateKey = await importedKey(opts.key.privateJwk)
   const jws = await new SignJWT({
     htm: opts.method.toUpperCase(),
     htu: opts.pathWithQuery,
