@@ -44,3 +44,17 @@ t.test('a rotated gateway key set publishes old and new keys and signs with the 
   t.throws(() => gatewayKeysFromJson('{"kty":"oct","k":"abc","kid":"x","d":"y"}'), /ES256|EdDSA/)
   t.throws(() => gatewayKeysFromJson('not json'), /not valid JSON/)
 })
+
+t.test('an embedded database directory refuses a second opener and is released on close', async (t) => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs')
+  const { join } = await import('node:path')
+  const { tmpdir } = await import('node:os')
+  const dir = join(mkdtempSync(join(tmpdir(), 'cgw-lock-')), 'pgdata')
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const first = await openDatabase({ pgliteDir: dir })
+  await t.rejects(openDatabase({ pgliteDir: dir }), /is open in process/)
+  await first.close()
+  writeFileSync(join(dir, 'gateway.lock'), '999999999') // left by a process that died
+  const second = await openDatabase({ pgliteDir: dir })
+  await second.close()
+})

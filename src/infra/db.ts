@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
@@ -47,8 +48,44 @@ export interface DatabaseOptions {
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   if (opts.url) return openPostgres(opts.url, opts.poolSize ?? 10)
   if (opts.pglite) return wrapPglite(opts.pglite)
-  if (opts.pgliteDir) mkdirSync(opts.pgliteDir, { recursive: true })
-  return wrapPglite(opts.pgliteDir ? await PGlite.create(opts.pgliteDir) : await PGlite.create())
+  if (!opts.pgliteDir) return wrapPglite(await PGlite.create())
+  mkdirSync(opts.pgliteDir, { recursive: true })
+  const release = lockDirectory(opts.pgliteDir)
+  try {
+    const database = wrapPglite(await PGlite.create(opts.pgliteDir))
+    const close = database.close
+    return Object.assign(database, { close: async () => { try { await close() } finally { release() } } })
+  } catch (err) {
+    release()
+    throw err
+  }
+}
+
+/**
+ * One embedded database directory serves one process: a second opener (say `npm run import` while
+ * the gateway runs) would corrupt it. A lock file with the owner's pid refuses it; a lock left by a
+ * process that died is taken over.
+ */
+function lockDirectory(dir: string): () => void {
+  const file = join(dir, 'gateway.lock')
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' })
+      return () => rmSync(file, { force: true })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      const owner = Number(readFileSync(file, 'utf8'))
+      if (owner && isAlive(owner)) {
+        throw new Error(`the embedded database at ${dir} is open in process ${owner}; stop it first (one PGlite directory serves one process)`)
+      }
+      rmSync(file, { force: true })
+    }
+  }
+  throw new Error(`cannot lock the embedded database at ${dir}`)
+}
+
+function isAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
 }
 
 async function openPostgres(url: string, max: number): Promise<Database> {

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { createReadStream, createWriteStream, statSync } from 'node:fs'
 import { extname, resolve } from 'node:path'
+import { finished } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from '../../config.js'
 import { systemClock } from '../../infra/clock.js'
@@ -10,7 +11,7 @@ import { openConfiguredDatabase } from '../../runtime.js'
 import { loadWorkingDayCalendar } from '../calendar/calendar.loader.js'
 import type { Principal, Scope } from '../principals/principals.models.js'
 import { createPrincipalsRepository } from '../principals/principals.repository.js'
-import { CSV_COLUMNS, DEFAULT_BATCH_SIZE, ImportAbortedError, ImportFormatError, importListings, type ImportFormat, type ImportProgress } from './listings.import.js'
+import { CSV_COLUMNS, CSV_REQUIRED_COLUMNS, DEFAULT_BATCH_SIZE, ImportAbortedError, ImportFormatError, importListings, type ImportFormat, type ImportProgress } from './listings.import.js'
 import { createListingsRepository } from './listings.repository.js'
 import { createListingsService, MAX_PUSH_ITEMS } from './listings.service.js'
 
@@ -20,7 +21,8 @@ Imports a court's back catalogue of listings from FILE into the configured datab
 or the embedded one under DATA_DIR; stop a gateway that uses the same embedded database first).
 Every line is validated on its own, exactly as POST /v1/listings validates an item, and the lines
 are committed in batches of N (default ${DEFAULT_BATCH_SIZE}, at most ${MAX_PUSH_ITEMS}), as the court principal
-PRINCIPAL_ID (an active court with listings:write; it may write only its own court code).
+PRINCIPAL_ID (an active court with listings:write; it writes only its own court code, and its
+subordinate courts' codes if its profile grants them).
 
   --format   ndjson (one ListingInput object a line) or csv; by default from FILE's extension
              (.ndjson, .jsonl, .csv)
@@ -28,9 +30,10 @@ PRINCIPAL_ID (an active court with listings:write; it may write only its own cou
              (default FILE.rejects.ndjson)
   --batch    lines per transaction
 
-CSV: a header row naming some of these columns (the first seven are required); an empty cell is an
-absent field; grounds as G1|G4; restrictedPersons as name;idNumber;role|name;idNumber;role
+CSV: a header row naming columns of
   ${CSV_COLUMNS.join(', ')}
+of which ${CSV_REQUIRED_COLUMNS.join(', ')} are required. An empty cell is an absent field;
+grounds are written G1|G4, restrictedPersons name;idNumber;role|name;idNumber;role.
 
 Re-running a file is safe: lines already imported report "unchanged". Exit status: 0 when the import
 ran (rejected lines are counted and written, not fatal), 1 on an error, 2 on bad usage.`
@@ -42,6 +45,7 @@ const TTY_PROGRESS_MS = 200
 const BAR_WIDTH = 30
 
 class UsageError extends Error {}
+class HelpRequested extends Error {}
 class FatalError extends Error {}
 
 interface Args { file: string; court: string; format: ImportFormat; rejects: string; batch: number }
@@ -57,7 +61,7 @@ function parse(argv: string[]): Args {
     throw new UsageError((err as Error).message)
   }
   const { values, positionals } = parsed
-  if (values.help) throw new UsageError('')
+  if (values.help) throw new HelpRequested()
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'FILE is required' : `one FILE, not ${positionals.length}`)
   const file = positionals[0]!
   if (!values.court) throw new UsageError('--court PRINCIPAL_ID is required')
@@ -86,8 +90,8 @@ function progressReporter(totalBytes: number, stream: NodeJS.WriteStream) {
   const describe = (p: ImportProgress) => {
     const fraction = totalBytes > 0 ? Math.min(1, p.bytes / totalBytes) : 1
     const rate = p.elapsedMs > 0 ? (p.lines * 1000) / p.elapsedMs : 0
-    const eta = fraction > 0 && fraction < 1 ? `, ETA ${duration((p.elapsedMs / fraction) * (1 - fraction))}` : ''
-    return { fraction, text: `${(fraction * 100).toFixed(1)}% ${int(p.lines)} lines ${int(rate)} lines/s ${mb(p.bytes)} of ${mb(totalBytes)} rejected ${int(p.rejected)}${eta}` }
+    const eta = fraction > 0 && fraction < 1 ? `  ETA ${duration((p.elapsedMs / fraction) * (1 - fraction))}` : ''
+    return { fraction, text: `${(fraction * 100).toFixed(1)}%  ${int(p.lines)} lines  ${int(rate)} lines/s  ${mb(p.bytes)} of ${mb(totalBytes)}  ${int(p.rejected)} rejected${eta}` }
   }
   const draw = () => {
     if (!last) return
@@ -95,7 +99,7 @@ function progressReporter(totalBytes: number, stream: NodeJS.WriteStream) {
     if (tty) {
       const filled = Math.round(fraction * BAR_WIDTH)
       const line = `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${text}`
-      stream.write(`\r${line.slice(0, Math.max(20, (stream.columns ?? 120) - 1))}\x1b[K`)
+      stream.write(`\r${line.slice(0, Math.max(20, (stream.columns || 120) - 1))}\x1b[K`)
     } else stream.write(`import: ${text}\n`)
     shown++
   }
@@ -124,9 +128,9 @@ async function main(argv: string[]): Promise<number> {
   try {
     args = parse(argv)
   } catch (err) {
+    if (err instanceof HelpRequested) { console.log(USAGE); return 0 }
     if (!(err instanceof UsageError)) throw err
-    if (err.message) console.error(`error: ${err.message}\n`)
-    console.error(USAGE)
+    console.error(`error: ${err.message}\n\n${USAGE}`)
     return 2
   }
   let totalBytes: number
@@ -164,15 +168,20 @@ async function main(argv: string[]): Promise<number> {
         push: (items) => service.push(court, items, requestId), onProgress: (p) => progress.update(p),
       })
     } catch (err) {
-      if (!(err instanceof ImportAbortedError)) throw err
+      if (!(err instanceof ImportAbortedError)) {
+        // Keep what was written: the rejects of the batches that did settle.
+        rejectsOut.end()
+        await finished(rejectsOut).catch(() => {})
+        throw err
+      }
       summary = err.summary
       interrupted = true
     } finally {
       process.off('SIGINT', onSignal).off('SIGTERM', onSignal)
       progress.stop()
-      rejectsOut.end()
-      await once(rejectsOut, 'close')
     }
+    rejectsOut.end()
+    await finished(rejectsOut)
     const rate = summary.elapsedMs > 0 ? (summary.lines * 1000) / summary.elapsedMs : 0
     console.log(`${interrupted ? 'interrupted' : 'imported'} ${args.file} as ${court.id} (${court.courtCode}), request id ${requestId}`)
     console.log(`  ${int(summary.lines)} lines in ${(summary.elapsedMs / 1000).toFixed(1)} s (${int(rate)} lines/s), ${mb(summary.bytes)} read`)

@@ -79,7 +79,7 @@ export interface ImportOptions {
   /** Every rejected line is written here as one NDJSON record `{line, errors, raw}`. */
   rejectsOut: Writable
   batchSize?: number
-  /** Called after each batch settles, and once at the end. */
+  /** Called after each batch settles (committed counts and bytes read so far). */
   onProgress?: (progress: ImportProgress) => void
   /** Stops reading; the batch in flight still settles, then `importListings` throws ImportAbortedError. */
   signal?: AbortSignal
@@ -295,6 +295,7 @@ export async function importListings(opts: ImportOptions): Promise<ImportSummary
   const progress = (): ImportProgress => ({ ...totals, bytes: counter.bytes, elapsedMs: now() - started })
 
   async function write(text: string) {
+    if (rejectsOut.destroyed) throw new Error('the rejects output is closed')
     if (!rejectsOut.write(text)) await once(rejectsOut, 'drain')
   }
 
@@ -361,53 +362,66 @@ export async function importListings(opts: ImportOptions): Promise<ImportSummary
     return add({ line: recordLine, raw: recordRaw, item: csvRowToListing(header, rec.cells) })
   }
 
-  reading: for await (const lines of physicalLines(opts.input, maxLineChars, counter)) {
-    for (const { text, tooLong } of lines) {
-      lineNo++
-      if (tooLong) {
-        if (record) { await add({ line: recordLine, raw: recordRaw, errors: [{ field: '(line)', code: 'import.csv_syntax', message: 'a quoted field is not closed' }] }); record = undefined }
-        await add({ line: lineNo, raw: text, cut: true, errors: [{ field: '(line)', code: 'import.line_too_long', message: `the line is longer than ${maxLineChars} characters` }] })
-        continue
-      }
-      if (format === 'ndjson') {
-        if (text.trim() === '') continue
-        let item: unknown
-        try {
-          item = secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' })
-        } catch (err) {
-          await add({ line: lineNo, raw: text, errors: [{ field: '(line)', code: 'import.invalid_json', message: (err as Error).message }] })
+  // A failing rejects output (a full disk) stops the import rather than crashing the process.
+  const onRejectsError = (error: unknown) => { failed ??= { error } }
+  rejectsOut.on('error', onRejectsError)
+  try {
+    return await run()
+  } finally {
+    rejectsOut.off('error', onRejectsError)
+  }
+
+  async function run(): Promise<ImportSummary> {
+    reading: for await (const lines of physicalLines(opts.input, maxLineChars, counter)) {
+      for (const { text, tooLong } of lines) {
+        lineNo++
+        if (tooLong) {
+          if (record) { await add({ line: recordLine, raw: recordRaw, errors: [{ field: '(line)', code: 'import.csv_syntax', message: 'a quoted field is not closed' }] }); record = undefined }
+          await add({ line: lineNo, raw: text, cut: true, errors: [{ field: '(line)', code: 'import.line_too_long', message: `the line is longer than ${maxLineChars} characters` }] })
           continue
         }
-        if (typeof item !== 'object' || item === null || Array.isArray(item)) {
-          await add({ line: lineNo, raw: text, errors: [{ field: '(line)', code: 'import.not_an_object', message: 'an NDJSON line holds one JSON object (a listing)' }] })
-        } else await add({ line: lineNo, raw: text, item })
-      } else {
-        if (!record) {
+        if (format === 'ndjson') {
           if (text.trim() === '') continue
-          record = new CsvRecord()
-          recordLine = lineNo
-          recordRaw = text
-        } else recordRaw = recordRaw.length < REJECT_RAW_CHARS ? `${recordRaw}\n${text}` : recordRaw
-        if (record.feed(text)) await csvRecordDone()
-        else if (record.length > maxLineChars) {
-          await add({ line: recordLine, raw: recordRaw, errors: [{ field: '(line)', code: 'import.csv_syntax', message: `a quoted field runs past ${maxLineChars} characters (a quote not closed?)` }] })
-          record = undefined
+          let item: unknown
+          try {
+            item = secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' })
+          } catch (err) {
+            await add({ line: lineNo, raw: text, errors: [{ field: '(line)', code: 'import.invalid_json', message: (err as Error).message }] })
+            continue
+          }
+          if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+            await add({ line: lineNo, raw: text, errors: [{ field: '(line)', code: 'import.not_an_object', message: 'an NDJSON line holds one JSON object (a listing)' }] })
+          } else await add({ line: lineNo, raw: text, item })
+        } else {
+          if (!record) {
+            if (text.trim() === '') continue
+            record = new CsvRecord()
+            recordLine = lineNo
+            recordRaw = text
+          } else recordRaw = recordRaw.length < REJECT_RAW_CHARS ? `${recordRaw}\n${text}` : recordRaw
+          if (record.feed(text)) await csvRecordDone()
+          else if (record.length > maxLineChars) {
+            await add({ line: recordLine, raw: recordRaw, errors: [{ field: '(line)', code: 'import.csv_syntax', message: `a quoted field runs past ${maxLineChars} characters (a quote not closed?)` }] })
+            record = undefined
+          }
         }
+        if (failed) break reading
       }
-      if (failed) break reading
+      if (failed || signal?.aborted) break
     }
-    if (failed || signal?.aborted) break
+    const stopped = failed !== undefined || signal?.aborted === true
+    if (!stopped) {
+      if (record) {
+        record = undefined
+        await add({ line: recordLine, raw: recordRaw, errors: [{ field: '(line)', code: 'import.csv_syntax', message: 'a quoted field is not closed at the end of the file' }] })
+      }
+      if (format === 'csv' && !header) throw new ImportFormatError('the CSV file has no header row')
+      if (batch.length > 0) await dispatch(batch)
+    }
+    if (inflight) await inflight.catch(() => {})
+    if (failed) throw failed.error
+    const summary = progress()
+    if (signal?.aborted) throw new ImportAbortedError(summary)
+    return summary
   }
-  if (record && !failed) {
-    const line = recordLine
-    record = undefined
-    await add({ line, raw: recordRaw, errors: [{ field: '(line)', code: 'import.csv_syntax', message: 'a quoted field is not closed at the end of the file' }] })
-  }
-  if (format === 'csv' && !header && !failed) throw new ImportFormatError('the CSV file has no header row')
-  if (!signal?.aborted && !failed && batch.length > 0) await dispatch(batch)
-  if (inflight) await inflight.catch(() => {})
-  if (failed) throw failed.error
-  const summary = progress()
-  if (signal?.aborted) throw new ImportAbortedError(summary)
-  return summary
 }
