@@ -21,6 +21,13 @@ import { createPrincipalsRepository, PRINCIPALS_CHANNEL } from './modules/princi
 import { principalsRoutes } from './modules/principals/principals.routes.js'
 import { createPrincipalsService } from './modules/principals/principals.service.js'
 import { whoamiRoutes } from './modules/principals/whoami.routes.js'
+import { createAuditRepository } from './modules/audit/audit.repository.js'
+import { auditRoutes, receiptsRoutes } from './modules/audit/audit.routes.js'
+import { createAuditWriter, type AuditWriter } from './modules/audit/audit.writer.js'
+import { MatchIndex } from './modules/matching/matching.index.js'
+import { matchingRoutes } from './modules/matching/matching.routes.js'
+import { createMatchingService } from './modules/matching/matching.service.js'
+import { createIndexSync, type IndexSync } from './modules/matching/matching.sync.js'
 import { loadWorkingDayCalendar } from './modules/calendar/calendar.loader.js'
 import { createListingsRepository } from './modules/listings/listings.repository.js'
 import { changesRoutes, listingsRoutes } from './modules/listings/listings.routes.js'
@@ -38,7 +45,13 @@ export interface AppDeps {
 }
 
 declare module 'fastify' {
-  interface FastifyInstance { listings: ListingsService; identifierHash: (normalizedIdentifier: string) => string }
+  interface FastifyInstance {
+    listings: ListingsService
+    identifierHash: (normalizedIdentifier: string) => string
+    audit: AuditWriter
+    matchIndex: MatchIndex
+    matchSync: IndexSync
+  }
 }
 
 const VERSION = (JSON.parse(readFileSync(projectPath('package.json'), 'utf8')) as { version: string }).version
@@ -81,13 +94,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate('listings', listingsService)
   app.decorate('identifierHash', identifierHash)
 
+  // 全程留痕: one group-commit audit writer per process (its own hash chain).
+  const auditWriter = createAuditWriter(database)
+  app.decorate('audit', auditWriter)
+  const auditRepository = createAuditRepository(database.db)
+
+  // Matching from memory: the index is built when the app is ready and follows the change log.
+  const matchIndex = new MatchIndex()
+  const matchSync = createIndexSync(database, matchIndex, app.log)
+  app.decorate('matchIndex', matchIndex)
+  app.decorate('matchSync', matchSync)
+  app.addHook('onReady', async () => { await matchSync.start() })
+  app.addHook('onClose', async () => { await matchSync.stop(); await auditWriter.close() })
+  const matchingService = createMatchingService({ db: database.db, index: matchIndex, audit: auditWriter, hash: identifierHash })
+
   await app.register(gw1, {
     audience: config.gatewayId, clockSkewSeconds: config.clockSkewSeconds, clock, gatewayKeys, replayGuard,
     lookupKey: (kid) => keyCache.lookup(kid),
   })
 
   // Public and operations routes: no signature.
-  await app.register(opsRoutes, { database, gatewayKeys })
+  await app.register(opsRoutes, { database, gatewayKeys, indexReady: () => matchSync.ready })
 
   // Signed routes: every route here needs a GW1 token and declares the scope it requires.
   await app.register(async (signed) => {
@@ -102,6 +129,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await signed.register(principalsRoutes, { prefix: '/v1/principals', service: principalsService })
     await signed.register(listingsRoutes, { prefix: '/v1/listings', service: listingsService })
     await signed.register(changesRoutes, { prefix: '/v1/changes', service: listingsService })
+    await signed.register(matchingRoutes, { prefix: '/v1/match', service: matchingService })
+    await signed.register(receiptsRoutes, { prefix: '/v1/receipts', repository: auditRepository })
+    await signed.register(auditRoutes, { prefix: '/v1/audit', repository: auditRepository })
   })
 
   return app

@@ -13,6 +13,8 @@ import { generateGatewayJwk, gatewayKeysFromJson } from '../src/infra/gateway-ke
 import { generatePrincipalKey } from '../src/modules/principals/principals.keygen.js'
 import { createPrincipalsRepository } from '../src/modules/principals/principals.repository.js'
 import { createPrincipalsService } from '../src/modules/principals/principals.service.js'
+import type { PrincipalProfile } from '../src/modules/principals/principals.models.js'
+import { personId, personListing } from './factories.js'
 import { ADMIN_SCOPES, createTestDatabase } from './helper.js'
 import { startGateway, type GatewayProcess } from './processes.js'
 
@@ -70,9 +72,9 @@ if (!process.env.TEST_DATABASE_URL) {
 } else {
   const database = await createTestDatabase(t)
   const service = createPrincipalsService(createPrincipalsRepository(database.db))
-  async function register(id: string, kind: 'admin' | 'agency', scopes: typeof ADMIN_SCOPES, keyCount = 1): Promise<KeyFile[]> {
+  async function register(id: string, kind: 'admin' | 'agency' | 'court', scopes: typeof ADMIN_SCOPES, keyCount = 1, extra: { courtCode?: string; profile?: PrincipalProfile } = {}): Promise<KeyFile[]> {
     const keys = await Promise.all(Array.from({ length: keyCount }, () => generatePrincipalKey(id)))
-    await service.create({ principalId: 'multiprocess-test' }, { id, kind, name: id, scopes, keys: keys.map((k) => k.publicJwk) })
+    await service.create({ principalId: 'multiprocess-test' }, { id, kind, name: id, scopes, keys: keys.map((k) => k.publicJwk), ...extra })
     return keys.map((k) => k.keyFile)
   }
   const [admin] = await register('admin-mp', 'admin', ADMIN_SCOPES) as [KeyFile]
@@ -205,5 +207,25 @@ if (!process.env.TEST_DATABASE_URL) {
       await t.rejects(verifyResponseSignature(r.headers.get('x-gw-signature'), tampered, r.jti, otherJwks),
         `${gw.name}'s signature does not cover altered bytes`)
     }
+  })
+
+  t.test('a listing pushed or removed through one process changes match results on the other within 1 s', async (t) => {
+    const [court] = await register('court-mp', 'court', ['listings:write'], 1, { courtCode: '京0105' }) as [KeyFile]
+    const [agency] = await register('agency-mp', 'agency', ['match'], 1, { profile: { lists: ['dishonest'] } }) as [KeyFile]
+    const idNumber = personId(4242)
+    const matchedOnB = async () => (await call(b, agency, 'POST', '/v1/match', { idNumber })).body.matched === true
+    t.equal(await matchedOnB(), false, 'not listed yet')
+
+    const pushedAt = performance.now()
+    const push = await call(a, court, 'POST', '/v1/listings', { items: [personListing(4242, { publishedOn: '2025-06-01' })] })
+    t.equal(push.body.summary?.created, 1, `A takes the push: ${push.raw}`)
+    const listed = await pollUntil(pushedAt, matchedOnB)
+    t.ok(listed.elapsedMs !== undefined && listed.elapsedMs < 1000, `B matches the new listing within 1 s (${listed.elapsedMs?.toFixed(1)} ms)`)
+
+    const removedAt = performance.now()
+    const removal = await call(a, court, 'POST', `/v1/listings/${push.body.results[0].listingId}/removal`, { reason: 'performed' })
+    t.equal(removal.status, 200, `${removal.raw}`)
+    const gone = await pollUntil(removedAt, async () => !(await matchedOnB()))
+    t.ok(gone.elapsedMs !== undefined && gone.elapsedMs < 1000, `B stops matching the removed listing within 1 s (${gone.elapsedMs?.toFixed(1)} ms)`)
   })
 }

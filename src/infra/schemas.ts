@@ -12,6 +12,13 @@ export function loadSchemas(): Record<string, unknown>[] {
     .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as Record<string, unknown>)
 }
 
+/** One schema of schemas/ by its $id, e.g. to extend its properties in a route. */
+export function schemaById(id: string): Record<string, unknown> & { properties?: Record<string, unknown> } {
+  const found = loadSchemas().find((s) => s.$id === id)
+  if (!found) throw new Error(`no schema with $id ${id} in schemas/`)
+  return found
+}
+
 export function createAjv(options: Options = {}): Ajv {
   const ajv = new Ajv({ allErrors: false, strict: false, removeAdditional: false, useDefaults: true, ...options })
   addFormats.default(ajv)

@@ -1,0 +1,3 @@
+import { createErrorFactory } from '../../infra/errors.js'
+
+export const auditError = createErrorFactory('audit')

@@ -1,0 +1,126 @@
+import t, { type Test } from 'tap'
+import { buildTestGateway } from './helper.js'
+import { creditCode, entityListing, personId, personListing } from './factories.js'
+
+const NOON_2026_03_02 = Date.parse('2026-03-02T04:00:00Z')
+
+async function setup(t: Test) {
+  const gw = await buildTestGateway(t)
+  gw.clock.set(NOON_2026_03_02)
+  const court = await gw.addPrincipal({ id: 'court-bj-0105', kind: 'court', courtCode: '京0105', scopes: ['listings:write'] })
+  const samr = await gw.addPrincipal({ id: 'samr', kind: 'agency', scopes: ['match'], profile: { lists: ['dishonest'], fields: ['name', 'caseNumber'], scenarios: ['COMPANY_OFFICER_REG'] } })
+  const caac = await gw.addPrincipal({ id: 'caac', kind: 'agency', scopes: ['match'], profile: { lists: ['dishonest', 'restricted'], fields: ['name'], scenarios: ['TICKET_AIR'] } })
+  // 1: a listed person (dishonest); 2: a restricted entity with its legal representative and actual controller.
+  const push = await gw.signed(court, 'POST', '/v1/listings', { items: [personListing(1), entityListing(2)] })
+  t.equal(push.json().summary.created, 2, push.body)
+  await gw.app.matchSync.catchUp()
+  return { gw, court, samr, caac, ids: push.json().results.map((r: { listingId: string }) => r.listingId) as string[] }
+}
+
+async function auditCount(gw: Awaited<ReturnType<typeof buildTestGateway>>): Promise<number> {
+  return (await gw.database.query<{ n: number }>("SELECT count(*)::int AS n FROM audit_entries WHERE action = 'match'"))[0]!.n
+}
+
+t.test('a listed person matches as debtor, projected to the agency fields, with a receipt', async (t) => {
+  const { gw, samr, ids } = await setup(t)
+  const res = await gw.signed(samr, 'POST', '/v1/match', { idNumber: personId(1), name: '张1', scenario: 'COMPANY_OFFICER_REG' })
+  t.equal(res.statusCode, 200, res.body)
+  const r = res.json()
+  t.equal(r.matched, true)
+  t.equal(r.decision, 'review', 'until the rules issue: listed means review')
+  t.match(r.receiptId, /^[0-9a-f-]{36}$/)
+  t.equal(r.listings.length, 1)
+  t.equal(r.listings[0].role, 'debtor')
+  t.equal(r.listings[0].nameMismatch, false)
+  const l = r.listings[0].listing
+  t.equal(l.id, ids[0])
+  t.equal(l.subject.name, '张1')
+  t.equal(l.caseNumber, '（2025）京0105执1号')
+  t.notOk('idNumber' in l.subject, 'identifiers outside the projection are absent')
+  t.notOk('obligation' in l)
+  t.notOk('amountOutstanding' in l)
+  t.ok(res.headers['x-gw-signature'], 'signed response')
+  t.equal(await auditCount(gw), 1, 'one audit entry, committed before the answer')
+})
+
+t.test('not listed: allow; a lowercase x and a 15-digit id match the same person', async (t) => {
+  const { gw, samr } = await setup(t)
+  const none = await gw.signed(samr, 'POST', '/v1/match', { idNumber: personId(99) })
+  t.same([none.json().matched, none.json().decision, none.json().listings], [false, 'allow', []])
+  const id = '11010519491231002X'
+  const court = await gw.addPrincipal({ id: 'court-2', kind: 'court', courtCode: '京0106', scopes: ['listings:write'] })
+  await gw.signed(court, 'POST', '/v1/listings', { items: [personListing(5, { caseNumber: '（2025）京0106执5号', courtName: '丰台', subject: { kind: 'person', name: '赵', idNumber: id } })] })
+  await gw.app.matchSync.catchUp()
+  t.equal((await gw.signed(samr, 'POST', '/v1/match', { idNumber: id.toLowerCase() })).json().matched, true)
+  t.equal((await gw.signed(samr, 'POST', '/v1/match', { idNumber: '110105491231002' })).json().matched, true)
+})
+
+t.test("an entity matches by credit code and by its old organisation code; its officers match in their roles", async (t) => {
+  const { gw, caac, samr } = await setup(t)
+  const code = creditCode(2)
+  const byCode = (await gw.signed(caac, 'POST', '/v1/match', { creditCode: code })).json()
+  t.equal(byCode.listings[0]?.role, 'debtor')
+  const byOrg = (await gw.signed(caac, 'POST', '/v1/match', { orgCode: `${code.slice(8, 16)}-${code[16]}` })).json()
+  t.equal(byOrg.matched, true, 'XXXXXXXX-X organisation code of the listed credit code')
+  const rep = (await gw.signed(caac, 'POST', '/v1/match', { idNumber: personId(502, '19700101'), name: '李2' })).json()
+  t.equal(rep.listings[0]?.role, 'legalRepresentative')
+  const controller = (await gw.signed(caac, 'POST', '/v1/match', { idNumber: personId(702, '19750505') })).json()
+  t.equal(controller.listings[0]?.role, 'restrictedPerson')
+  const notHisList = (await gw.signed(samr, 'POST', '/v1/match', { creditCode: code })).json()
+  t.equal(notHisList.matched, false, 'samr may match the dishonest list only; this entity is on the restricted list')
+})
+
+t.test('a different name still matches by identifier and is flagged', async (t) => {
+  const { gw, samr } = await setup(t)
+  const r = (await gw.signed(samr, 'POST', '/v1/match', { idNumber: personId(1), name: '李四' })).json()
+  t.equal(r.matched, true)
+  t.equal(r.listings[0].nameMismatch, true)
+})
+
+t.test('a batch answers in input order; an invalid identifier is that item’s error, not the batch’s', async (t) => {
+  const { gw, caac } = await setup(t)
+  const subjects = [{ idNumber: personId(1) }, { idNumber: '110101199003071230' }, { creditCode: creditCode(2) }, { idNumber: personId(3), creditCode: creditCode(3) }, { idNumber: personId(4) }]
+  const res = await gw.signed(caac, 'POST', '/v1/match/batch', { subjects, scenario: 'TICKET_AIR' })
+  t.equal(res.statusCode, 200, res.body)
+  const results = res.json().results
+  t.equal(results.length, 5)
+  t.equal(results[0].matched, true)
+  t.equal(results[1].error.code, 'identity.id_check_digit')
+  t.equal(results[1].error.field, 'body.subjects.1.idNumber')
+  t.equal(results[2].matched, true)
+  t.equal(results[3].error.code, 'match.identifier_required')
+  t.equal(results[4].matched, false)
+  t.equal(await auditCount(gw), 3, 'errors are not audited as matches')
+})
+
+t.test('bad match requests are refused and nothing is audited', async (t) => {
+  const { gw, samr } = await setup(t)
+  const cases: [unknown, number, string][] = [
+    [{}, 400, 'match.identifier_required'],
+    [{ idNumber: personId(1), creditCode: creditCode(1) }, 400, 'match.identifier_required'],
+    [{ idNumber: '110101199003071230' }, 400, 'identity.id_check_digit'],
+    [{ idNumber: personId(1), scenario: 'TICKET_AIR' }, 400, 'match.unknown_scenario'],
+    [{ idNumber: personId(1), extra: 1 }, 400, 'request.validation'],
+  ]
+  for (const [body, status, code] of cases) {
+    const res = await gw.signed(samr, 'POST', '/v1/match', body)
+    t.equal(res.statusCode, status, JSON.stringify(body))
+    t.equal(res.json().code, code, JSON.stringify(body))
+  }
+  const big = await gw.signed(samr, 'POST', '/v1/match/batch', { subjects: Array.from({ length: 10_001 }, () => ({ idNumber: personId(1) })) })
+  t.equal(big.statusCode, 400)
+  const court = await gw.addPrincipal({ id: 'court-9', kind: 'court', courtCode: '京0109', scopes: ['listings:write'] })
+  t.equal((await gw.signed(court, 'POST', '/v1/match', { idNumber: personId(1) })).statusCode, 403)
+  t.equal(await auditCount(gw), 0)
+})
+
+t.test('a removal stops matching once the index has applied the change log', async (t) => {
+  const { gw, court, samr, ids } = await setup(t)
+  t.equal((await gw.signed(samr, 'POST', '/v1/match', { idNumber: personId(1) })).json().matched, true)
+  await gw.signed(court, 'POST', `/v1/listings/${ids[0]}/removal`, { reason: 'performed' })
+  // Even before the index catches up, a hit on a removed listing is checked against the table.
+  t.equal((await gw.signed(samr, 'POST', '/v1/match', { idNumber: personId(1) })).json().matched, false)
+  await gw.app.matchSync.catchUp()
+  t.equal((await gw.signed(samr, 'POST', '/v1/match', { idNumber: personId(1) })).json().matched, false)
+  t.equal(gw.app.matchIndex.lookup('idNumber', personId(1)).length, 0, 'gone from the index')
+})
