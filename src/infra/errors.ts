@@ -99,7 +99,8 @@ export function registerErrorHandling(app: FastifyInstance) {
       return sendProblem(reply, problem(status, 'request.invalid', err.message, { instance }))
     }
     request.log.error({ err }, 'unhandled error')
-    return sendProblem(reply, problem(503 === status ? 503 : 500, status === 503 ? 'service.unavailable' : 'internal.error', 'internal error', { instance }))
+    const unavailable = status === 503
+    return sendProblem(reply, problem(unavailable ? 503 : 500, unavailable ? 'service.unavailable' : 'internal.error', 'internal error', { instance }))
   })
 
   app.setNotFoundHandler((request, reply) => {

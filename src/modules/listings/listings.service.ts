@@ -187,8 +187,8 @@ export function createListingsService(deps: { repo: Repo; calendar: WorkingDayCa
 
     /** Listings whose court recorded full performance but did not remove them within 3 working days (未及时屏蔽). */
     async overdueRemovals(viewer: Principal) {
-      const courts = viewer.kind === 'admin' ? null : writableCourtCodes(viewer)
       if (viewer.kind === 'agency') throw listingsError('forbidden', 403, 'the overdue-removal queue is for courts and admins')
+      const courts = viewer.kind === 'admin' ? null : writableCourtCodes(viewer)
       const rows = await repo.overdueRemovals(today(), courts)
       return rows.map((r) => ({ id: r.id, courtCode: r.courtCode, caseNumber: r.caseNumber, listKind: r.listKind, subjectName: r.subjectName, fullPerformanceOn: r.fullPerformanceOn, removalDueOn: r.removalDueOn, overdueWorkingDays: calendar.workingDaysBetween(r.removalDueOn!, today()) }))
     },
