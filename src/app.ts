@@ -28,6 +28,7 @@ import { MatchIndex } from './modules/matching/matching.index.js'
 import { matchingRoutes } from './modules/matching/matching.routes.js'
 import { createMatchingService } from './modules/matching/matching.service.js'
 import { createIndexSync, type IndexSync } from './modules/matching/matching.sync.js'
+import { createQuotaGuard } from './modules/matching/matching.quota.js'
 import { loadWorkingDayCalendar } from './modules/calendar/calendar.loader.js'
 import { createListingsRepository } from './modules/listings/listings.repository.js'
 import { changesRoutes, listingsRoutes } from './modules/listings/listings.routes.js'
@@ -106,7 +107,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate('matchSync', matchSync)
   app.addHook('onReady', async () => { await matchSync.start() })
   app.addHook('onClose', async () => { await matchSync.stop(); await auditWriter.close() })
-  const matchingService = createMatchingService({ db: database.db, index: matchIndex, audit: auditWriter, hash: identifierHash })
+  const quota = createQuotaGuard(database, clock)
+  app.addHook('onClose', async () => { await quota.close() })
+  const matchingService = createMatchingService({ db: database.db, index: matchIndex, audit: auditWriter, hash: identifierHash, quota })
 
   await app.register(gw1, {
     audience: config.gatewayId, clockSkewSeconds: config.clockSkewSeconds, clock, gatewayKeys, replayGuard,

@@ -9,6 +9,7 @@ import { listingView, projectListing } from '../listings/listings.view.js'
 import type { Principal } from '../principals/principals.models.js'
 import { matchingError } from './matching.errors.js'
 import type { MatchIndex } from './matching.index.js'
+import type { QuotaGuard } from './matching.quota.js'
 
 /** DESIGN.md: a batch carries up to 10 000 subjects. */
 export const MAX_BATCH_SUBJECTS = 10_000
@@ -67,7 +68,7 @@ export function parseSubject(s: MatchSubject, field = 'body'): Parsed {
   return { ok: true, lookups: [{ type: 'orgCode', key }], auditKey: `orgCode:${key}` }
 }
 
-export function createMatchingService(deps: { db: Db; index: MatchIndex; audit: AuditSink; hash: (id: string) => string; policy?: DecisionPolicy }) {
+export function createMatchingService(deps: { db: Db; index: MatchIndex; audit: AuditSink; hash: (id: string) => string; quota?: Pick<QuotaGuard, 'consume'>; policy?: DecisionPolicy }) {
   const { db, index, audit, hash } = deps
   const policy = deps.policy ?? defaultDecisionPolicy
 
@@ -98,6 +99,8 @@ export function createMatchingService(deps: { db: Db; index: MatchIndex; audit: 
       const first = parsed[0]!
       // A single match with a bad identifier is a request error (the identity module's own code).
       if (single && !first.ok) throw new AppError(first.error.code, 400, first.error.message, { field: first.error.field })
+      // Only subjects that will really be matched count against the daily quota.
+      await deps.quota?.consume(agency, parsed.filter((p) => p.ok).length)
       // Index hits, filtered to the lists this agency may match.
       const hits = parsed.map((p) => {
         if (!p.ok) return []
