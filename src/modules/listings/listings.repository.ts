@@ -91,6 +91,12 @@ export function createListingsRepository(db: Db) {
       return rows[0]
     },
 
+    /** Current rows of these listings (the match path's hit details, the index sync's changed listings). */
+    async findByIds(ids: string[]): Promise<ListingRow[]> {
+      if (ids.length === 0) return []
+      return db.select().from(listings).where(inArray(listings.id, ids))
+    },
+
     async lockById(tx: Tx, id: string): Promise<ListingRow | undefined> {
       const rows = await tx.select().from(listings).where(eq(listings.id, id)).for('update')
       return rows[0]

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import { sql } from 'drizzle-orm'
-import { resultRows, type Db } from '../../infra/db.js'
+import type { Db } from '../../infra/db.js'
 import { AppError } from '../../infra/errors.js'
 import { matchKeysForCreditCode, matchKeyForOrgCode, parseCreditCode, parseOrgCode, parseResidentId } from '../identity/identity.models.js'
 import type { MatchKey, MatchRole } from '../listings/listings.models.js'
-import type { ListingRow } from '../listings/listings.table.js'
+import { createListingsRepository } from '../listings/listings.repository.js'
 import { listingView, projectListing } from '../listings/listings.view.js'
 import type { Principal } from '../principals/principals.models.js'
 import { matchingError } from './matching.errors.js'
@@ -69,18 +68,9 @@ export function parseSubject(s: MatchSubject, field = 'body'): Parsed {
 }
 
 export function createMatchingService(deps: { db: Db; index: MatchIndex; audit: AuditSink; hash: (id: string) => string; quota?: Pick<QuotaGuard, 'consume'>; policy?: DecisionPolicy }) {
-  const { db, index, audit, hash } = deps
+  const { index, audit, hash } = deps
+  const listingsRepo = createListingsRepository(deps.db)
   const policy = deps.policy ?? defaultDecisionPolicy
-
-  async function rowsById(ids: string[]): Promise<Map<string, ListingRow & { match_keys: MatchKey[] }>> {
-    if (ids.length === 0) return new Map()
-    const rows = resultRows<Record<string, unknown>>(await db.execute(sql`
-      SELECT id, status, version, record, match_keys, list_kind, removal_due_on::text AS removal_due_on FROM listings WHERE id = ANY(${`{${ids.join(',')}}`}::uuid[])`))
-    return new Map(rows.map((r) => [r.id as string, {
-      id: r.id, status: r.status, version: r.version, record: r.record, match_keys: r.match_keys, listKind: r.list_kind,
-      removalDueOn: r.removal_due_on, removalReason: null, removalNote: null, removedAt: null, updatedAt: new Date(),
-    } as unknown as ListingRow & { match_keys: MatchKey[] }]))
-  }
 
   return {
     /**
@@ -112,7 +102,7 @@ export function createMatchingService(deps: { db: Db; index: MatchIndex; audit: 
         }
         return [...seen.values()]
       })
-      const rows = await rowsById([...new Set(hits.flat().map((h) => h.listingId))])
+      const rows = new Map((await listingsRepo.findByIds([...new Set(hits.flat().map((h) => h.listingId))])).map((r) => [r.id, r]))
 
       const results: (MatchResult | { error: ItemError })[] = []
       const entries: Parameters<AuditSink['append']>[0] = []
@@ -124,7 +114,7 @@ export function createMatchingService(deps: { db: Db; index: MatchIndex; audit: 
         for (const h of hits[i]!) {
           const row = rows.get(h.listingId)
           // Verify against the stored keys: a removal racing this request, or a 64-bit hash collision, is not a hit.
-          const key = row?.status === 'published' ? row.match_keys.find((k) => k.type === h.type && k.key === h.key) : undefined
+          const key = row?.status === 'published' ? (row.matchKeys as MatchKey[]).find((k) => k.type === h.type && k.key === h.key) : undefined
           if (!row || !key) continue
           const nameMismatch = subject.name !== undefined && subject.name.trim() !== key.name
           matched.push({ role: key.role, nameMismatch, listing: projectListing(listingView(row), agency.profile, 'agency') })

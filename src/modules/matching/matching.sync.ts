@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm'
 import { resultRows, type Database } from '../../infra/db.js'
 import type { MatchKey } from '../listings/listings.models.js'
-import { LISTING_EVENTS_CHANNEL } from '../listings/listings.repository.js'
+import { createListingsRepository, LISTING_EVENTS_CHANNEL } from '../listings/listings.repository.js'
 import type { MatchIndex } from './matching.index.js'
 
 const PAGE = 10_000
@@ -18,6 +18,7 @@ interface Row { id: string; list_kind: 'dishonest' | 'restricted'; version: numb
  */
 export function createIndexSync(database: Database, index: MatchIndex, log: { warn(obj: unknown, msg?: string): void; info(obj: unknown, msg?: string): void }) {
   const { db } = database
+  const listingsRepo = createListingsRepository(db)
   let appliedSeq = 0
   let ready = false
   let timer: NodeJS.Timeout | undefined
@@ -58,9 +59,7 @@ export function createIndexSync(database: Database, index: MatchIndex, log: { wa
         SELECT seq, listing_id FROM listing_events WHERE seq > ${appliedSeq} ORDER BY seq LIMIT ${PAGE}`))
       if (events.length === 0) return
       const ids = [...new Set(events.map((e) => e.listing_id))]
-      const rows = resultRows<Row>(await db.execute(sql`
-        SELECT id, list_kind, version, status, match_keys FROM listings WHERE id = ANY(${`{${ids.join(',')}}`}::uuid[])`))
-      apply(rows)
+      apply((await listingsRepo.findByIds(ids)).map((r) => ({ id: r.id, list_kind: r.listKind, version: r.version, status: r.status, match_keys: r.matchKeys as MatchKey[] })))
       appliedSeq = Number(events[events.length - 1]!.seq)
     }
   }
