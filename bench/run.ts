@@ -968,7 +968,7 @@ function gitState(): { commit: string | undefined; changedFiles: string[] } {
   return { commit: run(['rev-parse', 'HEAD']), changedFiles: changed ? changed.split('\n').map((l) => l.slice(3)) : [] }
 }
 
-interface RowCount { principal: string; table: 'used_jtis' | 'audit_entries'; rows: number; expected: number; slack: number; ok: boolean }
+interface RowCount { principal: string; table: 'used_jtis rows' | 'audited match subjects (audit_entries)'; rows: number; expected: number; slack: number; ok: boolean }
 
 /**
  * PostgreSQL only: every accepted request committed its jti, and every matched subject its audit
@@ -979,7 +979,7 @@ async function rowCounts(databaseUrl: string, ledger: Ledger, results: Measureme
   const check = postgres(databaseUrl, { max: 1, onnotice: () => {} })
   try {
     const jtis = new Map((await check.unsafe<{ iss: string; n: number }[]>('SELECT iss, count(*)::int AS n FROM used_jtis GROUP BY iss')).map((r) => [r.iss, r.n]))
-    const audit = new Map((await check.unsafe<{ p: string; n: number }[]>("SELECT principal_id AS p, count(*)::int AS n FROM audit_entries WHERE action = 'match' GROUP BY principal_id")).map((r) => [r.p, r.n]))
+    const audit = new Map((await check.unsafe<{ p: string; n: number }[]>("SELECT principal_id AS p, sum((result->'summary'->>'subjects')::int)::int AS n FROM audit_entries WHERE action = 'match' GROUP BY principal_id")).map((r) => [r.p, r.n]))
     const out: RowCount[] = []
     const principals = [...new Set(results.map((m) => m.principal).filter((p): p is string => p !== undefined))]
     for (const p of principals) {
@@ -989,13 +989,13 @@ async function rowCounts(databaseUrl: string, ledger: Ledger, results: Measureme
       const expJtis = (ledger.jtis.get(p) ?? 0) + phases.reduce((n, m) => n + seen(m), 0)
       const slackJtis = phases.reduce((n, m) => n + inFlight(m), 0)
       const rowsJtis = jtis.get(p) ?? 0
-      out.push({ principal: p, table: 'used_jtis', rows: rowsJtis, expected: expJtis, slack: slackJtis, ok: rowsJtis >= expJtis && rowsJtis - expJtis <= slackJtis })
+      out.push({ principal: p, table: 'used_jtis rows', rows: rowsJtis, expected: expJtis, slack: slackJtis, ok: rowsJtis >= expJtis && rowsJtis - expJtis <= slackJtis })
       const matchPhases = phases.filter((m) => m.subjectsPerRequest !== undefined)
       if (matchPhases.length === 0) continue
       const expAudit = (ledger.auditEntries.get(p) ?? 0) + matchPhases.reduce((n, m) => n + seen(m) * m.subjectsPerRequest!, 0)
       const slackAudit = matchPhases.reduce((n, m) => n + inFlight(m) * m.subjectsPerRequest!, 0)
       const rowsAudit = audit.get(p) ?? 0
-      out.push({ principal: p, table: 'audit_entries', rows: rowsAudit, expected: expAudit, slack: slackAudit, ok: rowsAudit >= expAudit && rowsAudit - expAudit <= slackAudit })
+      out.push({ principal: p, table: 'audited match subjects (audit_entries)', rows: rowsAudit, expected: expAudit, slack: slackAudit, ok: rowsAudit >= expAudit && rowsAudit - expAudit <= slackAudit })
     }
     return out
   } finally { await check.end({ timeout: 5 }) }
@@ -1112,7 +1112,7 @@ async function main(): Promise<number> {
     for (const t of targets) results.push(await measure(t, dbProcs?.pids))
 
     // After the load: still answering, still verifying, still matching; on PostgreSQL every
-    // accepted jti and every matched subject's audit entry is on record.
+    // accepted jti and every matched subject is on record in an audit entry.
     const sanityAfter = await sanityCheck(ledger, gatewayUrl, key)
     const matchProblemsAfter = await matchSanity(ledger, agencies, listed, unlisted, undefined)
     const counts = database ? await rowCounts(database.url, ledger, results) : undefined
@@ -1144,7 +1144,7 @@ async function main(): Promise<number> {
     for (const m of results) {
       if (m.tokens) console.log(`signed tokens, ${m.target}: ${m.tokens.used} used of ${m.tokens.minted} minted (${m.tokens.mintSeconds} s to sign; warm-up ${m.tokens.warmupMinted} in ${m.tokens.warmupMintSeconds} s), ${m.tokens.exhausted} requests without a token`)
     }
-    for (const c of counts ?? []) console.log(`${c.table} rows for ${c.principal}: ${c.rows}; expected from what the client saw ${c.expected} (difference ${c.rows - c.expected}, allowed 0..${c.slack}: in flight when a phase stopped)${c.ok ? '' : '  MISMATCH'}`)
+    for (const c of counts ?? []) console.log(`${c.table} for ${c.principal}: ${c.rows}; expected from what the client saw ${c.expected} (difference ${c.rows - c.expected}, allowed 0..${c.slack}: in flight when a phase stopped)${c.ok ? '' : '  MISMATCH'}`)
     console.log(`replay guard live: before ${sanityBefore.replayRejected}, after ${sanityAfter.replayRejected}; match answers as expected after the load: ${matchProblemsAfter.length === 0}; gateway log: ${logs.warnings} warnings, ${logs.errors} errors`)
     for (const s of logs.samples) console.log(`  ${s}`)
     const c = chain.result
@@ -1152,7 +1152,7 @@ async function main(): Promise<number> {
     const noise = noiseWarnings(results)
     for (const w of noise) console.log(`NOISY RUN: ${w}`)
     const countsOk = (counts ?? []).every((c) => c.ok)
-    for (const c of (counts ?? []).filter((x) => !x.ok)) console.log(`RUN HAS ERRORS: ${c.table} holds ${c.rows} rows for ${c.principal}, the client saw ${c.expected} accepted (allowed up to ${c.slack} more)`)
+    for (const c of (counts ?? []).filter((x) => !x.ok)) console.log(`RUN HAS ERRORS: ${c.table} holds ${c.rows} for ${c.principal}, the client saw ${c.expected} accepted (allowed up to ${c.slack} more)`)
     if (!sanityAfter.replayRejected) console.log('RUN HAS ERRORS: after the load a replayed token was not rejected')
     for (const p of matchProblemsAfter) console.log(`RUN HAS ERRORS: after the load: ${p}`)
     for (const m of failed) console.log(`RUN HAS ERRORS: ${m.target}: non-2xx ${m.non2xx} ${JSON.stringify(m.statusCodes)}, errors ${m.errors}, timeouts ${m.timeouts}${m.tokens?.exhausted ? `, ${m.tokens.exhausted} without a token` : ''}`)

@@ -14,7 +14,7 @@ import { loggerOptions } from './infra/logger.js'
 import metrics from './infra/metrics.js'
 import openapi, { describeRoute } from './infra/openapi.js'
 import { projectPath } from './infra/paths.js'
-import { registerPrincipalRateLimit } from './infra/rate-limit.js'
+import { registerPrincipalRateLimit, registerPublicRateLimit } from './infra/rate-limit.js'
 import { loadSchemas, validatorCompiler } from './infra/schemas.js'
 import { createKeyCache } from './modules/principals/principals.key-cache.js'
 import { createPrincipalsRepository, PRINCIPALS_CHANNEL } from './modules/principals/principals.repository.js'
@@ -22,10 +22,23 @@ import { principalsRoutes } from './modules/principals/principals.routes.js'
 import { createPrincipalsService } from './modules/principals/principals.service.js'
 import { whoamiRoutes } from './modules/principals/whoami.routes.js'
 import { createAuditRepository } from './modules/audit/audit.repository.js'
+import { applicationsPublicRoutes, reviewsRoutes } from './modules/applications/applications.routes.js'
+import { createApplicationsRepository } from './modules/applications/applications.repository.js'
+import { createApplicationsService, logNotifier, type Notifier } from './modules/applications/applications.service.js'
 import { auditRoutes, receiptsRoutes } from './modules/audit/audit.routes.js'
 import { createAuditWriter, type AuditWriter } from './modules/audit/audit.writer.js'
 import { MatchIndex } from './modules/matching/matching.index.js'
 import { matchingRoutes } from './modules/matching/matching.routes.js'
+import { rulesRoutes } from './modules/rules/rules.routes.js'
+import { createFeedbackRepository } from './modules/feedback/feedback.repository.js'
+import { feedbackRoutes } from './modules/feedback/feedback.routes.js'
+import { createFeedbackService } from './modules/feedback/feedback.service.js'
+import { publicSearchRoutes } from './modules/public-search/public-search.routes.js'
+import { createPublicSearchService } from './modules/public-search/public-search.service.js'
+import { createSupervisionRepository } from './modules/supervision/supervision.repository.js'
+import { supervisionRoutes } from './modules/supervision/supervision.routes.js'
+import { createSupervisionService } from './modules/supervision/supervision.service.js'
+import { createRulesService, type RulesService } from './modules/rules/rules.service.js'
 import { createMatchingService } from './modules/matching/matching.service.js'
 import { createIndexSync, type IndexSync } from './modules/matching/matching.sync.js'
 import { createQuotaGuard } from './modules/matching/matching.quota.js'
@@ -43,6 +56,8 @@ export interface AppDeps {
   listingsService?: ListingsService
   /** HMAC of identifiers for logs and audit (config IDENTIFIER_HASH_SECRET); a per-process random key if absent. */
   identifierHash?: (normalizedIdentifier: string) => string
+  /** Where appeal and repair status changes are sent (default: a log line). */
+  notifier?: Notifier
 }
 
 declare module 'fastify' {
@@ -52,6 +67,7 @@ declare module 'fastify' {
     audit: AuditWriter
     matchIndex: MatchIndex
     matchSync: IndexSync
+    rules: RulesService
   }
 }
 
@@ -91,15 +107,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onClose', async () => { replayGuard.close(); await unlisten() })
 
   // Listings: the calendar is loaded once; the expiry scheduler is started by server.ts, not here.
-  const listingsService = deps.listingsService ?? createListingsService({ repo: createListingsRepository(database.db), calendar: loadWorkingDayCalendar(), clock })
+  const calendar = loadWorkingDayCalendar()
+  const listingsService = deps.listingsService ?? createListingsService({ repo: createListingsRepository(database.db), calendar, clock })
   app.decorate('listings', listingsService)
   app.decorate('identifierHash', identifierHash)
 
   // 全程留痕: one group-commit audit writer per process (its own hash chain).
-  const auditWriter = createAuditWriter(database)
+  const auditWriter = createAuditWriter(database, { clock })
   app.decorate('audit', auditWriter)
   const auditRepository = createAuditRepository(database.db)
 
+  const applicationsRepository = createApplicationsRepository(database.db)
   // Matching from memory: the index is built when the app is ready and follows the change log.
   const matchIndex = new MatchIndex()
   const matchSync = createIndexSync(database, matchIndex, app.log)
@@ -107,9 +125,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate('matchSync', matchSync)
   app.addHook('onReady', async () => { await matchSync.start() })
   app.addHook('onClose', async () => { await matchSync.stop(); await auditWriter.close() })
+  // The graded-punishment rule set in force, switched on publication by any process.
+  const rulesService = createRulesService(database, app.log)
+  app.decorate('rules', rulesService)
+  app.addHook('onReady', async () => { await rulesService.start() })
+  app.addHook('onClose', async () => { await rulesService.stop() })
+  // Feedback on hits and the supervision figures over audit and feedback.
+  const feedbackService = createFeedbackService({ feedback: createFeedbackRepository(database.db), audit: auditRepository })
+  const supervisionService = createSupervisionService({ repository: createSupervisionRepository(database), clock, feedbackDeadlineDays: config.feedbackDeadlineDays, applications: applicationsRepository })
   const quota = createQuotaGuard(database, clock)
   app.addHook('onClose', async () => { await quota.close() })
-  const matchingService = createMatchingService({ db: database.db, index: matchIndex, audit: auditWriter, hash: identifierHash, quota })
+  const matchingService = createMatchingService({ db: database.db, index: matchIndex, audit: auditWriter, hash: identifierHash, quota, rules: rulesService, clock, appeals: { pendingListingIds: (ids) => applicationsRepository.pendingListingIds(ids) } })
 
   await app.register(gw1, {
     audience: config.gatewayId, clockSkewSeconds: config.clockSkewSeconds, clock, gatewayKeys, replayGuard,
@@ -117,7 +143,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
 
   // Public and operations routes: no signature.
-  await app.register(opsRoutes, { database, gatewayKeys, indexReady: () => matchSync.ready })
+  await app.register(opsRoutes, { database, gatewayKeys, indexReady: () => matchSync.ready, rulesReady: () => rulesService.ready })
+
+  // Public routes (citizens, the public site): no signature; rate-limited per client address.
+  const publicSearchService = createPublicSearchService({ database })
+  const applicationsService = createApplicationsService({
+    repo: applicationsRepository, listingsRepo: createListingsRepository(database.db), listings: listingsService,
+    calendar, clock, gatewayKeys, hash: identifierHash, notifier: deps.notifier ?? logNotifier(app.log),
+  })
+  await app.register(async (pub) => {
+    await registerPublicRateLimit(pub)
+    await pub.register(publicSearchRoutes, { prefix: '/v1/public/listings', service: publicSearchService })
+    await pub.register(applicationsPublicRoutes, { service: applicationsService })
+  })
 
   // Signed routes: every route here needs a GW1 token and declares the scope it requires.
   await app.register(async (signed) => {
@@ -135,6 +173,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await signed.register(matchingRoutes, { prefix: '/v1/match', service: matchingService })
     await signed.register(receiptsRoutes, { prefix: '/v1/receipts', repository: auditRepository })
     await signed.register(auditRoutes, { prefix: '/v1/audit', repository: auditRepository })
+    await signed.register(rulesRoutes, { prefix: '/v1/rules', service: rulesService })
+    await signed.register(feedbackRoutes, { prefix: '/v1/feedback', service: feedbackService })
+    await signed.register(supervisionRoutes, { prefix: '/v1/supervision', service: supervisionService })
+    await signed.register(reviewsRoutes, { prefix: '/v1/reviews', service: applicationsService })
   })
 
   return app

@@ -22,6 +22,7 @@ const schema = {
     CLOCK_SKEW_SECONDS: { type: 'integer', minimum: 0, maximum: 300, default: 60 },
     TRUST_PROXY: { type: 'boolean', default: false },
     SCHEDULER_INTERVAL_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 30 },
+    FEEDBACK_DEADLINE_DAYS: { type: 'integer', minimum: 1, maximum: 365, default: 7 },
     IDENTIFIER_HASH_SECRET: { type: 'string', minLength: 32 },
   },
   additionalProperties: true,
@@ -48,6 +49,8 @@ export interface Config {
   identifierHashSecret: string | undefined
   /** How often the expiry / grace-period pass runs (listings expire within this of their period end). */
   schedulerIntervalSeconds: number
+  /** Supervision: a hit without feedback this many days after the match is overdue. */
+  feedbackDeadlineDays: number
 }
 
 export class ConfigError extends Error {
@@ -58,6 +61,7 @@ interface RawEnv {
   HOST: string; PORT: number; GATEWAY_ID: string; DATABASE_URL?: string; DATABASE_POOL_SIZE: number
   DATA_DIR: string; GATEWAY_SIGNING_KEY?: string; GATEWAY_SIGNING_KEY_FILE?: string; SEED_DEMO?: boolean
   LOG_LEVEL: string; BODY_LIMIT_BYTES: number; CLOCK_SKEW_SECONDS: number; TRUST_PROXY: boolean; SCHEDULER_INTERVAL_SECONDS: number
+  FEEDBACK_DEADLINE_DAYS: number
   IDENTIFIER_HASH_SECRET?: string
 }
 
@@ -90,6 +94,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     clockSkewSeconds: raw.CLOCK_SKEW_SECONDS,
     trustProxy: raw.TRUST_PROXY,
     schedulerIntervalSeconds: raw.SCHEDULER_INTERVAL_SECONDS,
+    feedbackDeadlineDays: raw.FEEDBACK_DEADLINE_DAYS,
     identifierHashSecret: raw.IDENTIFIER_HASH_SECRET,
   }
 }

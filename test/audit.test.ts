@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { openDatabase, type Database } from '../src/infra/db.js'
 import { AppError } from '../src/infra/errors.js'
-import { canonicalEntry, canonicalEntryTail, canonicalJson, GENESIS_HASH, prepareEntry, type AuditEntryInput } from '../src/modules/audit/audit.models.js'
+import { canonicalEntry, canonicalEntryTail, canonicalJson, GENESIS_HASH, prepareEntry, type AuditEntryInput, newReceiptBase, receiptIdAt, splitReceiptId } from '../src/modules/audit/audit.models.js'
 import { createAuditRepository } from '../src/modules/audit/audit.repository.js'
 import { auditRoutes, receiptsRoutes } from '../src/modules/audit/audit.routes.js'
 import { verifyAuditChain } from '../src/modules/audit/audit.verify.js'
@@ -227,18 +227,20 @@ t.test('receipts and the audit listing', async (t) => {
   const admin = await gw.addPrincipal({ id: 'admin-1', kind: 'admin', scopes: ADMIN_SCOPES })
   const writer = createAuditWriter(gw.database)
   t.teardown(() => writer.close())
-  const mine = randomUUID()
-  const theirs = randomUUID()
+  // Receipts as the match service makes them: the entry's id, item 0 of result.items.
+  const mine = newReceiptBase()
+  const theirs = newReceiptBase()
+  const items = (decision: string) => ({ summary: { subjects: 1 }, items: [{ subjectHash: 'h1', matched: false, decision }], nested: { z: 1, a: [1.5, 'x', true] } })
   await Promise.all([
-    writer.append([entry(1, { receiptId: mine })]),
-    writer.append([entry(2, { principalId: 'caac', receiptId: theirs })]),
+    writer.append([entry(1, { receiptId: mine, result: items('allow') })]),
+    writer.append([entry(2, { principalId: 'caac', receiptId: theirs, result: items('review') })]),
     writer.append([entry(3, { principalId: 'caac', action: 'listing.read', operationId: 'listings.get', receiptId: null, subjectHash: null, scenario: null })]),
     writer.append([entry(4), entry(5)]),
   ])
 
   const own = await gw.signed(samr, 'GET', `/v1/receipts/${mine}`)
   t.equal(own.statusCode, 200)
-  t.match(own.json(), { receiptId: mine, principalId: 'samr', requestId: 'req-1', action: 'match', scenario: 'COMPANY_OFFICER_REG', result: { decision: 'allow', nested: { a: [1.5, 'x', true] } } })
+  t.match(own.json(), { receiptId: mine, principalId: 'samr', requestId: 'req-1', action: 'match', scenario: 'COMPANY_OFFICER_REG', result: { nested: { a: [1.5, 'x', true] } }, item: { index: 0, decision: 'allow', receiptId: mine } })
   t.ok(own.headers['x-gw-signature'], 'the answer is signed like every signed response')
   t.equal((await gw.signed(samr, 'GET', `/v1/receipts/${mine.toUpperCase()}`)).statusCode, 200, 'a receipt id in capitals is the same receipt')
 
@@ -273,4 +275,16 @@ t.test('receipts and the audit listing', async (t) => {
   const doc = (await gw.app.inject({ method: 'GET', url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { operationId?: string }>> }
   t.equal(doc.paths['/v1/receipts/{receiptId}']?.get?.operationId, 'audit.receipt')
   t.equal(doc.paths['/v1/audit']?.get?.operationId, 'audit.list')
+})
+
+t.test('receipt ids: an entry id with the item index in its low 14 bits', async (t) => {
+  const base = newReceiptBase()
+  t.match(base, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'still a v4 uuid')
+  t.equal(Number.parseInt(base.slice(-4), 16) & 0x3fff, 0, 'item 0 is the entry itself')
+  for (const i of [0, 1, 4242, 9_999, 16_383]) {
+    const id = receiptIdAt(base, i)
+    t.same(splitReceiptId(id.toUpperCase()), { base, index: i })
+  }
+  t.throws(() => receiptIdAt(base, 16_384))
+  t.not(newReceiptBase(), base)
 })

@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { verifyAuditChain } from '../src/modules/audit/audit.verify.js'
 import { buildTestGateway } from './helper.js'
 import { creditCode, entityListing, personId, personListing } from './factories.js'
 
@@ -17,8 +18,9 @@ async function setup(t: Test) {
   return { gw, court, samr, caac, ids: push.json().results.map((r: { listingId: string }) => r.listingId) as string[] }
 }
 
+/** Subjects on record as matched (a request is one entry; its summary counts its subjects). */
 async function auditCount(gw: Awaited<ReturnType<typeof buildTestGateway>>): Promise<number> {
-  return (await gw.database.query<{ n: number }>("SELECT count(*)::int AS n FROM audit_entries WHERE action = 'match'"))[0]!.n
+  return (await gw.database.query<{ n: number }>("SELECT coalesce(sum((result->'summary'->>'subjects')::int), 0)::int AS n FROM audit_entries WHERE action = 'match'"))[0]!.n
 }
 
 t.test('a listed person matches as debtor, projected to the agency fields, with a receipt', async (t) => {
@@ -27,7 +29,12 @@ t.test('a listed person matches as debtor, projected to the agency fields, with 
   t.equal(res.statusCode, 200, res.body)
   const r = res.json()
   t.equal(r.matched, true)
-  t.equal(r.decision, 'review', 'until the rules issue: listed means review')
+  // The default rule set (rules/default.json): SAMR-OFFICER bars a listed person from company office
+  // (Company Law Art. 178), a statutory BLOCK; ¥120 000 outstanding is over the ¥100k L1 cap (§4.2 L2).
+  t.equal(r.decision, 'deny')
+  t.equal(r.grade, 'L2')
+  t.same(r.measures.map((m: { code: string }) => m.code), ['SAMR-OFFICER'])
+  t.equal(r.ruleSetVersion, 1, 'the shipped rule set is version 1')
   t.match(r.receiptId, /^[0-9a-f-]{36}$/)
   t.equal(r.listings.length, 1)
   t.equal(r.listings[0].role, 'debtor')
@@ -91,6 +98,27 @@ t.test('a batch answers in input order; an invalid identifier is that item’s e
   t.equal(results[3].error.code, 'match.identifier_required')
   t.equal(results[4].matched, false)
   t.equal(await auditCount(gw), 3, 'errors are not audited as matches')
+
+  // One entry for the request; every subject still has its own receipt, naming its item.
+  const [entry] = await gw.database.query<{ n: number; subject_hash: string | null; result: { summary: Record<string, number>; items: Record<string, unknown>[] } }>(
+    "SELECT count(*) OVER ()::int AS n, subject_hash, result FROM audit_entries WHERE action = 'match'")
+  t.equal(entry!.n, 1, 'one audit entry per request')
+  t.same(entry!.result.summary, { ruleSetVersion: 1, subjects: 3, refused: 2, matched: 2, allow: 2, review: 0, deny: 1 }, 'CAAC-AIR denies the listed person; the listed entity itself takes no air ban (P/EP only)')
+  t.same(entry!.result.items.map((i) => i.error ?? i.matched), [true, 'identity.id_check_digit', true, 'match.identifier_required', false])
+  t.notOk(JSON.stringify(entry!.result).includes(personId(1)), 'identifiers are stored as keyed hashes only')
+  t.equal(entry!.result.items[0]!.subjectHash, gw.app.identifierHash(`idNumber:${personId(1)}`))
+  t.equal(new Set([results[0].receiptId, results[2].receiptId, results[4].receiptId]).size, 3, 'a receipt per subject')
+  for (const i of [0, 2, 4]) {
+    const receipt = await gw.signed(caac, 'GET', `/v1/receipts/${results[i].receiptId}`)
+    t.equal(receipt.statusCode, 200, receipt.body)
+    t.same([receipt.json().item.index, receipt.json().item.matched, receipt.json().item.receiptId], [i, results[i].matched, results[i].receiptId])
+  }
+  const last = results[4].receiptId as string
+  const refusedItem = `${last.slice(0, -4)}${(Number.parseInt(last.slice(-4), 16) - 3).toString(16).padStart(4, '0')}`
+  t.equal((await gw.signed(caac, 'GET', `/v1/receipts/${refusedItem}`)).statusCode, 404, 'a refused item has no receipt')
+  const pastEnd = `${last.slice(0, -4)}${(Number.parseInt(last.slice(-4), 16) + 1).toString(16).padStart(4, '0')}`
+  t.equal((await gw.signed(caac, 'GET', `/v1/receipts/${pastEnd}`)).statusCode, 404, 'no receipt past the last subject')
+  t.equal((await verifyAuditChain(gw.database)).ok, true, 'the entry as stored hashes to its chain link')
 })
 
 t.test('bad match requests are refused and nothing is audited', async (t) => {

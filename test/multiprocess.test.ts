@@ -228,4 +228,28 @@ if (!process.env.TEST_DATABASE_URL) {
     const gone = await pollUntil(removedAt, async () => !(await matchedOnB()))
     t.ok(gone.elapsedMs !== undefined && gone.elapsedMs < 1000, `B stops matching the removed listing within 1 s (${gone.elapsedMs?.toFixed(1)} ms)`)
   })
+
+  t.test('an appeal accepted with a correction through one process shows in match results on the other within 1 s', async (t) => {
+    const [court] = await register('court-mp-appeals', 'court', ['listings:write', 'appeals:review'], 1, { courtCode: '京0106' }) as [KeyFile]
+    const [agency] = await register('agency-mp-appeals', 'agency', ['match'], 1, { profile: { lists: ['dishonest'], fields: ['name', 'amountOutstanding'] } }) as [KeyFile]
+    const idNumber = personId(4343)
+    const push = await call(a, court, 'POST', '/v1/listings', { items: [personListing(4343, { caseNumber: '（2025）京0106执4343号', courtName: '北京市丰台区人民法院', publishedOn: '2025-06-01' })] })
+    t.equal(push.body.summary?.created, 1, `${push.raw}`)
+    const listingOnB = async () => (await call(b, agency, 'POST', '/v1/match', { idNumber })).body.listings?.[0]?.listing
+    await pollUntil(performance.now(), async () => (await listingOnB()) !== undefined)
+
+    const filed = await fetch(`${a.url}/v1/public/appeals`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      body: JSON.stringify({ listingId: push.body.results[0].listingId, ground: 'inaccurate', applicant: { name: '张4343', idNumber, contact: '13800000000' }, statement: '金额不准确' }),
+    })
+    t.equal(filed.status, 201, 'the appeal is filed on A')
+    t.equal((await listingOnB())?.appealPending, true, 'B shows the pending appeal')
+    const [item] = (await call(a, court, 'GET', '/v1/reviews/appeals')).body.items
+    const decidedAt = performance.now()
+    const decided = await call(a, court, 'POST', `/v1/reviews/appeals/${item.id}/decision`, { outcome: 'accept', reasons: '核实', correction: { amountOutstanding: 1234 } })
+    t.equal(decided.body.status, 'corrected', `${decided.raw}`)
+    const seen = await pollUntil(decidedAt, async () => (await listingOnB())?.amountOutstanding === 1234)
+    t.ok(seen.elapsedMs !== undefined && seen.elapsedMs < PROPAGATION_LIMIT_MS, `B matches the corrected listing within 1 s (${seen.elapsedMs?.toFixed(1)} ms)`)
+    t.equal((await listingOnB())?.appealPending, false, 'and the appeal is no longer pending')
+  })
 }

@@ -10,7 +10,7 @@ t.test('healthz, readyz, metrics and the JWKS answer without a signature', async
   t.same((await gw.app.inject('/healthz')).json(), { status: 'ok' })
   const ready = await gw.app.inject('/readyz')
   t.equal(ready.statusCode, 200)
-  t.same(ready.json().checks, { database: 'ok', migrations: 'ok', matchIndex: 'ok' })
+  t.same(ready.json().checks, { database: 'ok', migrations: 'ok', matchIndex: 'ok', rules: 'ok' })
   const jwks = (await gw.app.inject('/.well-known/jwks.json')).json()
   t.equal(jwks.keys.length, 1)
   t.equal(jwks.keys[0].kid, 'gw-test-1')

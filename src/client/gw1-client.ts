@@ -76,6 +76,27 @@ export async function verifyResponseSignature(signature: string | null, body: Bu
   }
 }
 
+export class CertificateError extends Error {
+  override name = 'CertificateError'
+}
+
+/**
+ * Verifies a credit-repair certificate offline: a compact JWS signed by the gateway, checked against
+ * its JWKS (`GET /.well-known/jwks.json`, fetched once and kept). Returns the certificate's claims;
+ * throws CertificateError for a forged, altered or foreign one.
+ */
+export async function verifyCertificate(jws: string, jwks: JSONWebKeySet): Promise<Record<string, unknown>> {
+  let payload: Record<string, unknown>
+  try {
+    const verified = await compactVerify(jws.trim(), createLocalJWKSet(jwks), { algorithms: ['ES256', 'EdDSA'] })
+    payload = JSON.parse(new TextDecoder().decode(verified.payload)) as Record<string, unknown>
+  } catch (err) {
+    throw new CertificateError(`the certificate does not verify: ${(err as Error).message}`)
+  }
+  if (payload.typ !== 'credit-repair-certificate') throw new CertificateError('not a credit-repair certificate')
+  return payload
+}
+
 export interface GatewayResponse<T = unknown> {
   status: number
   headers: Headers

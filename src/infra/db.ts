@@ -25,7 +25,11 @@ export interface Database {
   /** Runs a multi-statement SQL script inside one transaction (migrations). */
   runScriptInTransaction(fn: (exec: (script: string) => Promise<void>, query: (text: string, params?: unknown[]) => Promise<Record<string, unknown>[]>) => Promise<void>): Promise<void>
   /** Raw parameterised query, returning rows. */
-  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>
+  /**
+   * One statement. `prepare: true` names and caches it per connection (parsed and planned once): for
+   * constant SQL on hot paths only, since every distinct text would stay cached.
+   */
+  query<T = Record<string, unknown>>(text: string, params?: unknown[], opts?: { prepare?: boolean }): Promise<T[]>
   /**
    * Subscribes to a NOTIFY channel; resolves to an unsubscribe function. `onResubscribed` runs when
    * a dropped listening connection is re-established: notifications sent meanwhile are lost, so
@@ -99,8 +103,8 @@ async function openPostgres(url: string, max: number): Promise<Database> {
         await fn(async (script) => { await tx.unsafe(script).simple() }, async (text, params = []) => [...await tx.unsafe(text, params as never[])])
       })
     },
-    async query<T>(text: string, params: unknown[] = []) {
-      return [...await sql.unsafe(text, params as never[])] as T[]
+    async query<T>(text: string, params: unknown[] = [], opts: { prepare?: boolean } = {}) {
+      return [...await sql.unsafe(text, params as never[], { prepare: opts.prepare ?? false })] as T[]
     },
     async listen(channel, onPayload, onResubscribed) {
       let first = true

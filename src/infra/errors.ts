@@ -83,7 +83,7 @@ export function registerErrorHandling(app: FastifyInstance) {
   app.setErrorHandler((err: FastifyError | AppError, request: FastifyRequest, reply: FastifyReply) => {
     const instance = request.id
     if (err instanceof AppError) {
-      if (err.status >= 500) request.log.error({ err }, err.code)
+      if (err.status >= 500) request.log.error({ err, principal: request.principal?.id }, err.code)
       const detail = err.expose ? err.message : 'internal error'
       return sendProblem(reply, problem(err.status, err.code, detail, { field: err.extra.field, errors: err.extra.errors, instance }), err.extra.headers)
     }
@@ -98,7 +98,7 @@ export function registerErrorHandling(app: FastifyInstance) {
     if (status >= 400 && status < 500) {
       return sendProblem(reply, problem(status, 'request.invalid', err.message, { instance }))
     }
-    request.log.error({ err }, 'unhandled error')
+    request.log.error({ err, principal: request.principal?.id }, 'unhandled error')
     const unavailable = status === 503
     return sendProblem(reply, problem(unavailable ? 503 : 500, unavailable ? 'service.unavailable' : 'internal.error', 'internal error', { instance }))
   })

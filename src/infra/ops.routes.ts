@@ -6,7 +6,7 @@ import { pendingMigrations } from './migrate.js'
 const statusSchema = { type: 'object', required: ['status'], properties: { status: { type: 'string' }, checks: { type: 'object', additionalProperties: true } } } as const
 
 /** Liveness, readiness and the gateway's public keys: unsigned, for load balancers and partners. */
-export async function opsRoutes(app: FastifyInstance, opts: { database: Database; gatewayKeys: GatewayKeys; indexReady: () => boolean }) {
+export async function opsRoutes(app: FastifyInstance, opts: { database: Database; gatewayKeys: GatewayKeys; indexReady: () => boolean; rulesReady: () => boolean }) {
   app.get('/healthz', {
     config: { operationId: 'ops.healthz' },
     schema: { tags: ['ops'], summary: 'Liveness: the process is up', response: { 200: statusSchema } },
@@ -14,7 +14,7 @@ export async function opsRoutes(app: FastifyInstance, opts: { database: Database
 
   app.get('/readyz', {
     config: { operationId: 'ops.readyz' },
-    schema: { tags: ['ops'], summary: 'Readiness: database reachable, every migration applied, match index built', response: { 200: statusSchema, 503: statusSchema } },
+    schema: { tags: ['ops'], summary: 'Readiness: database reachable, every migration applied, match index built, rule set loaded', response: { 200: statusSchema, 503: statusSchema } },
   }, async (_req, reply) => {
     const checks: Record<string, string> = {}
     try {
@@ -27,6 +27,7 @@ export async function opsRoutes(app: FastifyInstance, opts: { database: Database
     }
     // Not ready until the match index has been built and caught up with the change log.
     checks.matchIndex = opts.indexReady() ? 'ok' : 'building'
+    checks.rules = opts.rulesReady() ? 'ok' : 'loading'
     const ready = Object.values(checks).every((v) => v === 'ok') && checks.migrations !== undefined
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks })
   })

@@ -5,6 +5,12 @@ interface Pending { iss: string; jti: string; expiresAt: Date; resolve: (fresh: 
 
 const MAX_BATCH = 2000
 const PURGE_INTERVAL_MS = 60_000
+/**
+ * How long the first claim of a batch waits for others to join it. Under load each INSERT then
+ * carries several jtis instead of one or two, which saves a round trip's worth of client and
+ * database CPU per request for about a millisecond of latency.
+ */
+export const REPLAY_GUARD_LINGER_MS = 1
 
 /**
  * Remembers every accepted (iss, jti) in PostgreSQL until the token could no longer be accepted,
@@ -26,7 +32,7 @@ export class ReplayGuard {
   claim(iss: string, jti: string, expiresAt: Date): Promise<boolean> {
     return new Promise((resolve, reject) => {
       this.queue.push({ iss, jti, expiresAt, resolve, reject })
-      if (!this.flushing) { this.flushing = true; setImmediate(() => void this.flush()) }
+      if (!this.flushing) { this.flushing = true; setTimeout(() => void this.flush(), REPLAY_GUARD_LINGER_MS) }
     })
   }
 
@@ -48,6 +54,7 @@ export class ReplayGuard {
            ON CONFLICT DO NOTHING RETURNING iss, jti`,
           // One JSON parameter: the same on postgres.js and PGlite, and one round trip per batch.
           [JSON.stringify(unique.map((p) => ({ iss: p.iss, jti: p.jti, expires_at: p.expiresAt.toISOString() })))],
+          { prepare: true },
         )
         const inserted = new Set(rows.map((r) => `${r.iss}\u0000${r.jti}`))
         for (const p of unique) p.resolve(inserted.has(`${p.iss}\u0000${p.jti}`))

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { AuthError } from '../../infra/gw1/token.js'
 import { auditError } from './audit.errors.js'
+import { splitReceiptId } from './audit.models.js'
 import type { AuditRepository } from './audit.repository.js'
 import type { AuditEntryRow } from './audit.table.js'
 
@@ -35,10 +36,17 @@ function toDto(r: AuditEntryRow) {
   }
 }
 
+/** The item of a match entry a receipt names (see splitReceiptId), or undefined. */
+function receiptItem(row: AuditEntryRow, index: number): Record<string, unknown> | undefined {
+  const items = (row.result as { items?: unknown }).items
+  const item = Array.isArray(items) ? items[index] as Record<string, unknown> | undefined : undefined
+  return item && typeof item === 'object' && !('error' in item) ? item : undefined
+}
+
 /**
- * `/v1/receipts/:receiptId`: the audit entry behind a match receipt. An agency reads only its own
- * receipts, and another agency's receipt is "not found" exactly like one that does not exist;
- * `audit:read` (admins) reads any.
+ * `/v1/receipts/:receiptId`: the audit entry behind a match receipt, with the receipt's own item
+ * (a batch's subjects share one entry). An agency reads only its own receipts, and another
+ * agency's receipt is "not found" exactly like one that does not exist; `audit:read` reads any.
  */
 export async function receiptsRoutes(app: FastifyInstance, opts: { repository: Pick<AuditRepository, 'findReceipt'> }) {
   app.get<{ Params: { receiptId: string } }>('/:receiptId', {
@@ -47,16 +55,31 @@ export async function receiptsRoutes(app: FastifyInstance, opts: { repository: P
       tags: TAGS,
       summary: 'The audit entry of a match receipt: the agency’s own, or any with audit:read',
       params: { type: 'object', required: ['receiptId'], properties: { receiptId: { type: 'string', format: 'uuid' } }, additionalProperties: false },
-      response: { 200: auditEntrySchema },
+      response: {
+        200: {
+          ...auditEntrySchema,
+          required: [...auditEntrySchema.required, 'item'],
+          properties: {
+            ...auditEntrySchema.properties,
+            item: {
+              type: 'object', additionalProperties: true, required: ['receiptId', 'index'],
+              description: 'this receipt\'s subject in the entry: its index in the request and what was recorded for it',
+              properties: { receiptId: { type: 'string', format: 'uuid' }, index: { type: 'integer', minimum: 0 } },
+            },
+          },
+        },
+      },
     },
   }, async (req) => {
     const principal = req.principal!
+    const { base, index } = splitReceiptId(req.params.receiptId)
     let row: AuditEntryRow | undefined
-    if (principal.scopes.includes('audit:read')) row = await opts.repository.findReceipt(req.params.receiptId.toLowerCase())
-    else if (principal.kind === 'agency') row = await opts.repository.findReceipt(req.params.receiptId.toLowerCase(), principal.id)
+    if (principal.scopes.includes('audit:read')) row = await opts.repository.findReceipt(base)
+    else if (principal.kind === 'agency') row = await opts.repository.findReceipt(base, principal.id)
     else throw new AuthError('insufficient_scope', 'a receipt is readable by the agency that matched, or with the scope "audit:read"', 403)
-    if (!row) throw auditError('receipt_not_found', 404, 'no receipt with this id')
-    return toDto(row)
+    const item = row && receiptItem(row, index)
+    if (!row || !item) throw auditError('receipt_not_found', 404, 'no receipt with this id')
+    return { ...toDto(row), item: { ...item, receiptId: req.params.receiptId.toLowerCase(), index } }
   })
 }
 

@@ -20,6 +20,11 @@ export interface AuditWriterOptions {
   writerId?: string
   /** Most entries per INSERT (a single append larger than this still goes in one INSERT). */
   maxBatch?: number
+  /**
+   * How long the first append of a batch waits for others to join it (default 1 ms): under load
+   * each INSERT then carries several requests' entries, saving client and database CPU per request.
+   */
+  lingerMs?: number
   clock?: Clock
   /** Called after every INSERT attempt (tests and metrics); must not throw. */
   onFlush?: (flush: AuditFlush) => void
@@ -75,6 +80,7 @@ export function createAuditWriter(database: Database, opts: AuditWriterOptions =
   const writerId = opts.writerId ?? randomUUID()
   const writerIdJson = JSON.stringify(writerId)
   const maxBatch = opts.maxBatch ?? 1000
+  const lingerMs = opts.lingerMs ?? 1
   const clock = opts.clock ?? systemClock
   const stats = { flushes: 0, entries: 0, failures: 0 }
   let queue: Pending[] = []
@@ -122,7 +128,7 @@ export function createAuditWriter(database: Database, opts: AuditWriterOptions =
         }
       }
       lastSeq = seq
-      await database.query(INSERT_SQL, [`[${rows.join(',')}]`])
+      await database.query(INSERT_SQL, [`[${rows.join(',')}]`], { prepare: true })
       head = { seq, hash }
       stats.flushes++
       stats.entries += count
@@ -178,7 +184,7 @@ export function createAuditWriter(database: Database, opts: AuditWriterOptions =
       }
       return new Promise<void>((resolve, reject) => {
         queue.push({ entries, resolve, reject })
-        running ??= new Promise<void>((r) => setImmediate(r)).then(drain)
+        running ??= new Promise<void>((r) => setTimeout(r, lingerMs)).then(drain)
       })
     },
     async close() {

@@ -193,6 +193,11 @@ export function shanghaiDate(instant: Date): IsoDate {
   return new Date(ms + SHANGHAI_OFFSET_MS).toISOString().slice(0, 10)
 }
 
+/** The instant a date begins in Asia/Shanghai (00:00 +08:00). */
+export function startOfShanghaiDay(date: IsoDate): Date {
+  return new Date(dayNumber(date) * DAY_MS - SHANGHAI_OFFSET_MS)
+}
+
 /** The instant a date ends in Asia/Shanghai (the next day's 00:00 +08:00): a deadline on `date` has passed at or after it. */
 export function endOfShanghaiDay(date: IsoDate): Date {
   return new Date((dayNumber(date) + 1) * DAY_MS - SHANGHAI_OFFSET_MS)

@@ -31,6 +31,8 @@ export interface PrincipalProfile {
   fields?: string[]
   /** Approval scenarios it evaluates (e.g. TICKET_AIR). */
   scenarios?: string[]
+  /** Agencies: its code in the rule set's agency catalogue when that is not its principal id. */
+  agency?: string
   rateLimit?: { max: number; timeWindowSeconds: number }
   dailyQuota?: number
   /** Courts: subordinate court codes a higher court may also write for. */

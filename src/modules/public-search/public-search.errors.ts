@@ -1,0 +1,3 @@
+import { createErrorFactory } from '../../infra/errors.js'
+
+export const publicSearchError = createErrorFactory('public_search')
