@@ -26,7 +26,7 @@ try {
   await gw.app.matchSync.catchUp()
 
   const agency = { id: 'caac', kind: 'agency', name: 'caac', scopes: ['match'], profile: { lists: ['dishonest', 'restricted'], fields: ['name', 'caseNumber'], scenarios: ['TICKET_AIR'] } } as never
-  const subjects = Array.from({ length: 1000 }, (_, i) => ({ idNumber: i % Math.round(100 / HITS) === 0 ? personId((i % 200) + 1) : personId(10_000 + i) }))
+  const subjects = Array.from({ length: 1000 }, (_, i) => ({ idNumber: i % Math.round(100 / HITS) === 0 ? personId((i % 200) + 1) : personId(i, '19900101') }))
   const compiled = compileRules(loadDefaultRuleSet(), 1)
   const allow: CompiledRules = { ...compiled, evaluate: () => ({ decision: 'allow', grade: null, measures: [], ruleSetVersion: 1 }) }
   const withRules: RulesSource = { current: () => ({ compiled }) }

@@ -633,7 +633,7 @@ class Ledger {
   }
 }
 
-interface MatchOut { matched: boolean; decision: string; receiptId: string; listings: { role: string; nameMismatch: boolean }[]; error?: unknown }
+interface MatchOut { matched: boolean; decision: string; measures?: { code: string; effect: string }[]; ruleSetVersion?: number; receiptId: string; listings: { role: string; nameMismatch: boolean }[]; error?: unknown }
 
 /**
  * The match set-up is what the bench says it is: each bench agency matches a listed subject (with the
@@ -644,7 +644,9 @@ async function matchSanity(ledger: Ledger, agencies: KeyFile[], listed: Subject[
   const problems: string[] = []
   for (const key of agencies) {
     const hit = await ledger.call<MatchOut>(key, 'POST', MATCH_PATH, { ...subjectJson(listed[0]!), scenario: SCENARIO }, 1)
-    if (!hit.body.matched || hit.body.decision !== 'review' || hit.body.listings[0]?.nameMismatch !== false) problems.push(`${key.principalId}: listed subject answered ${hit.raw.toString('utf8').slice(0, 300)}`)
+    // The bench agencies apply CAAC's measures (profile.agency): a BLOCK measure (CAAC-AIR) means deny.
+    const blocked = (hit.body.measures ?? []).some((m) => m.effect === 'BLOCK')
+    if (!hit.body.matched || !((hit.body.ruleSetVersion ?? 0) >= 1) || (hit.body.decision === 'deny') !== blocked || hit.body.listings[0]?.nameMismatch !== false) problems.push(`${key.principalId}: listed subject answered ${hit.raw.toString('utf8').slice(0, 300)}`)
     const miss = await ledger.call<MatchOut>(key, 'POST', MATCH_PATH, { idNumber: unlisted[0], scenario: SCENARIO }, 1)
     if (miss.body.matched || miss.body.decision !== 'allow') problems.push(`${key.principalId}: unlisted subject answered ${miss.raw.toString('utf8').slice(0, 300)}`)
   }
@@ -672,7 +674,7 @@ async function registerBenchAgencies(ledger: Ledger, adminKey: KeyFile): Promise
     const { keyFile, publicJwk } = await generatePrincipalKey(id, alg)
     const res = await ledger.call<{ keys: { alg: string }[] }>(adminKey, 'POST', '/v1/principals', {
       id, kind: 'agency', name: `Bench agency (${alg} client key)`, scopes: ['match'],
-      profile: { lists: ['dishonest', 'restricted'], fields: ['name', 'identifiers', 'caseNumber', 'courtName'], scenarios: [SCENARIO], rateLimit: { max: 1_000_000, timeWindowSeconds: 1 } },
+      profile: { agency: 'caac', lists: ['dishonest', 'restricted'], fields: ['name', 'identifiers', 'caseNumber', 'courtName'], scenarios: [SCENARIO], rateLimit: { max: 1_000_000, timeWindowSeconds: 1 } },
       keys: [publicJwk],
     })
     if (res.status !== 201) throw new Error(`registering ${id}: expected 201, got ${res.status} (left over from an earlier run on this database?)`)

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { ConfigError, loadConfig } from '../src/config.js'
-import { redactIdentifiers } from '../src/infra/logger.js'
+import { redactIdentifiers, redactPublicQuery } from '../src/infra/logger.js'
 import { createIdentifierHasher } from '../src/modules/identity/identity.models.js'
 
 t.test('the embedded demo needs no configuration and seeds demo principals', async (t) => {
@@ -32,6 +32,8 @@ t.test('identity numbers and credit codes never reach a log line in clear', asyn
   t.equal(redactIdentifiers('/v1/public/listings?name=张三&id=11010519491231002X'), '/v1/public/listings?name=张三&id=[id]')
   t.equal(redactIdentifiers('/x?c=91350100M000100Y43&old=110105491231002'), '/x?c=[id]&old=[id]')
   t.equal(redactIdentifiers('/x?id=11010519491231002x'), '/x?id=[id]')
+  t.equal(redactPublicQuery('/v1/public/listings?name=%E5%BC%A0%E4%B8%89&id=1101051949****002X&page=2'), '/v1/public/listings?name=…&id=…&page=…', 'a citizen’s search terms stay out of the log')
+  t.equal(redactPublicQuery('/v1/listings?after=5'), '/v1/listings?after=5', 'signed routes keep their query')
   t.equal(redactIdentifiers('/x?id=%31%31%30%31%30%35%31%39%34%39%31%32%33%31%30%30%32%58'), '/x?id=[id]', 'percent-encoded too')
   t.equal(redactIdentifiers('/v1/principals/court-bj-0105'), '/v1/principals/court-bj-0105', 'ordinary paths untouched')
   const hash = createIdentifierHasher('k'.repeat(32))

@@ -14,6 +14,16 @@ export function redactIdentifiers(text: string, hash?: (id: string) => string): 
   return decoded.replace(IDENTIFIER_PATTERN, (id) => (hash ? `[id:${hash(id.toUpperCase()).slice(0, 16)}]` : '[id]'))
 }
 
+/**
+ * A public route's query holds what a citizen typed (a name, a masked or partial identifier): the
+ * log keeps the parameter names only.
+ */
+export function redactPublicQuery(url: string): string {
+  const q = url.indexOf('?')
+  if (q < 0 || !url.startsWith('/v1/public/')) return url
+  return `${url.slice(0, q)}?${url.slice(q + 1).split('&').map((p) => `${p.split('=')[0]}=…`).join('&')}`
+}
+
 /** Pretty output on a terminal, JSON lines otherwise (fastify/demo picks by TTY, not NODE_ENV). */
 export function loggerOptions(level: string, hash?: (id: string) => string): FastifyServerOptions['logger'] {
   return {
@@ -24,7 +34,7 @@ export function loggerOptions(level: string, hash?: (id: string) => string): Fas
     },
     serializers: {
       req(req) {
-        return { method: req.method, url: redactIdentifiers(req.url, hash), operationId: req.routeOptions?.config?.operationId, remoteAddress: req.ip }
+        return { method: req.method, url: redactIdentifiers(redactPublicQuery(req.url), hash), operationId: req.routeOptions?.config?.operationId, remoteAddress: req.ip }
       },
     },
     ...(process.stdout.isTTY && level !== 'silent'
