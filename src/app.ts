@@ -35,6 +35,9 @@ import { feedbackRoutes } from './modules/feedback/feedback.routes.js'
 import { createFeedbackService } from './modules/feedback/feedback.service.js'
 import { publicSearchRoutes } from './modules/public-search/public-search.routes.js'
 import { createPublicSearchService } from './modules/public-search/public-search.service.js'
+import { createSnapshotRepository } from './modules/snapshot/snapshot.repository.js'
+import { snapshotRoutes } from './modules/snapshot/snapshot.routes.js'
+import { createSnapshotService } from './modules/snapshot/snapshot.service.js'
 import { createSupervisionRepository } from './modules/supervision/supervision.repository.js'
 import { supervisionRoutes } from './modules/supervision/supervision.routes.js'
 import { createSupervisionService } from './modules/supervision/supervision.service.js'
@@ -177,6 +180,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await signed.register(feedbackRoutes, { prefix: '/v1/feedback', service: feedbackService })
     await signed.register(supervisionRoutes, { prefix: '/v1/supervision', service: supervisionService })
     await signed.register(reviewsRoutes, { prefix: '/v1/reviews', service: applicationsService })
+    await signed.register(snapshotRoutes, { prefix: '/v1/snapshot', service: createSnapshotService({ repo: createSnapshotRepository(database.db), clock, cursorKey: Buffer.from(identifierHash('snapshot-cursor-key/v1'), 'hex') }) })
   })
 
   return app

@@ -139,9 +139,10 @@ export function createListingsRepository(db: Db) {
       return db.select().from(listings).where(and(...conditions)).orderBy(asc(listings.removalDueOn), asc(listings.id)).limit(1000)
     },
 
-    async changesAfter(after: number, limit: number, listKinds: string[] | null): Promise<ListingEventRow[]> {
+    async changesAfter(after: number, limit: number, listKinds: string[] | null, kinds?: ListingEventRow['kind'][]): Promise<ListingEventRow[]> {
       const conditions = [gt(listingEvents.seq, after)]
       if (listKinds) conditions.push(inArray(listingEvents.listKind, listKinds))
+      if (kinds) conditions.push(inArray(listingEvents.kind, kinds))
       return db.select().from(listingEvents).where(and(...conditions)).orderBy(asc(listingEvents.seq)).limit(limit)
     },
   }

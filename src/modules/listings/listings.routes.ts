@@ -59,14 +59,20 @@ export async function listingsRoutes(app: FastifyInstance, opts: { service: List
 
 /** `/v1/changes`: the change feed, in commit order, for agencies that keep a copy. */
 export async function changesRoutes(app: FastifyInstance, opts: { service: ListingsService }) {
-  app.get<{ Querystring: { after: number; limit: number } }>('', {
+  app.get<{ Querystring: { after: number; limit: number; kinds?: string; list?: string; wait: number } }>('', {
     config: { scope: 'changes:read', operationId: 'changes.list' },
     schema: {
       tags: ['changes'],
       summary: 'Every publish, update, removal and expiry after a sequence number, in commit order',
       querystring: {
         type: 'object', additionalProperties: false,
-        properties: { after: { type: 'integer', minimum: 0, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+        properties: {
+          after: { type: 'integer', minimum: 0, default: 0 },
+          limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          kinds: { type: 'string', pattern: '^(published|updated|removed|expired)(,(published|updated|removed|expired)){0,3}$', description: 'only these event kinds, comma-separated' },
+          list: { type: 'string', enum: ['dishonest', 'restricted'], description: 'only this list (within the agency profile)' },
+          wait: { type: 'integer', minimum: 0, maximum: 30, default: 0, description: 'seconds to wait for an event when there is none yet (long poll)' },
+        },
       },
       response: {
         200: {
@@ -82,5 +88,7 @@ export async function changesRoutes(app: FastifyInstance, opts: { service: Listi
         },
       },
     },
-  }, async (req) => opts.service.changes(req.principal!, req.query.after, req.query.limit))
+  }, async (req) => opts.service.changes(req.principal!, req.query.after, req.query.limit, {
+    kinds: req.query.kinds?.split(',') as ('published' | 'updated' | 'removed' | 'expired')[] | undefined, list: req.query.list, waitSeconds: req.query.wait,
+  }))
 }

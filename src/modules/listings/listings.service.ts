@@ -7,7 +7,7 @@ import type { Principal } from '../principals/principals.models.js'
 import { listingsError } from './listings.errors.js'
 import { initialStatus, normalizeListing, type FieldError, type ListingInput, type NormalizedListing, type RemovalReason } from './listings.models.js'
 import type { ListingInsert, ListingsRepository, NewEvent } from './listings.repository.js'
-import type { ListingRow } from './listings.table.js'
+import type { ListingEventRow, ListingRow } from './listings.table.js'
 import { listingView, projectListing } from './listings.view.js'
 
 /** DESIGN.md: a push carries up to 10 000 listings. */
@@ -42,6 +42,9 @@ function schemaErrors(errors: ErrorObject[] | null | undefined): FieldError[] {
 export function writableCourtCodes(p: Pick<Principal, 'courtCode' | 'profile'>): string[] {
   return [...(p.courtCode ? [p.courtCode] : []), ...(p.profile.subordinateCourtCodes ?? [])]
 }
+
+/** How often a long-polling change-feed request looks again. */
+const CHANGES_POLL_MS = 250
 
 export function createListingsService(deps: { repo: Repo; calendar: WorkingDayCalendar; clock: Clock }) {
   const { repo, calendar, clock } = deps
@@ -194,9 +197,21 @@ export function createListingsService(deps: { repo: Repo; calendar: WorkingDayCa
     },
 
     /** The change feed in commit order, filtered to the list kinds and projected to the fields the reader may see. */
-    async changes(viewer: Principal, after: number, limit: number) {
-      const lists = viewer.kind === 'agency' ? (viewer.profile.lists ?? []) : null
-      const rows = lists && lists.length === 0 ? [] : await repo.changesAfter(after, limit, lists)
+    /**
+     * The change feed after `after`, optionally only some event kinds and list kinds. With `waitSeconds`,
+     * an empty answer waits (polling every 250 ms) until an event arrives or the time is up, so a
+     * partner can follow the feed without hammering it.
+     */
+    async changes(viewer: Principal, after: number, limit: number, filter: { kinds?: ListingEventRow['kind'][]; list?: string; waitSeconds?: number } = {}) {
+      const allowed = viewer.kind === 'agency' ? (viewer.profile.lists ?? []) : null
+      const lists = filter.list === undefined ? allowed : (allowed ?? [filter.list]).filter((l) => l === filter.list)
+      const read = () => (lists && lists.length === 0 ? Promise.resolve([]) : repo.changesAfter(after, limit, lists, filter.kinds))
+      let rows = await read()
+      const until = Date.now() + (filter.waitSeconds ?? 0) * 1000
+      while (rows.length === 0 && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, Math.min(CHANGES_POLL_MS, until - Date.now())))
+        rows = await read()
+      }
       return {
         events: rows.map((e) => ({ seq: e.seq, kind: e.kind, listingId: e.listingId, version: e.version, at: e.at.toISOString(), listing: projectListing(e.listing, viewer.profile, viewer.kind) })),
         next: rows.length > 0 ? rows[rows.length - 1]!.seq : after,
