@@ -20,6 +20,7 @@ import { createKeyCache } from './modules/principals/principals.key-cache.js'
 import { createPrincipalsRepository, PRINCIPALS_CHANNEL } from './modules/principals/principals.repository.js'
 import { principalsRoutes } from './modules/principals/principals.routes.js'
 import { createPrincipalsService } from './modules/principals/principals.service.js'
+import type { Principal } from './modules/principals/principals.models.js'
 import { whoamiRoutes } from './modules/principals/whoami.routes.js'
 import { createAuditRepository } from './modules/audit/audit.repository.js'
 import { applicationsPublicRoutes, reviewsRoutes } from './modules/applications/applications.routes.js'
@@ -35,6 +36,9 @@ import { feedbackRoutes } from './modules/feedback/feedback.routes.js'
 import { createFeedbackService } from './modules/feedback/feedback.service.js'
 import { publicSearchRoutes } from './modules/public-search/public-search.routes.js'
 import { createPublicSearchService } from './modules/public-search/public-search.service.js'
+import { createDeliveryRepository } from './modules/delivery/delivery.repository.js'
+import { subscriptionsRoutes } from './modules/delivery/delivery.routes.js'
+import { createDeliveryService, type DeliveryService } from './modules/delivery/delivery.service.js'
 import { createSnapshotRepository } from './modules/snapshot/snapshot.repository.js'
 import { snapshotRoutes } from './modules/snapshot/snapshot.routes.js'
 import { createSnapshotService } from './modules/snapshot/snapshot.service.js'
@@ -70,6 +74,7 @@ declare module 'fastify' {
     audit: AuditWriter
     matchIndex: MatchIndex
     matchSync: IndexSync
+    delivery: DeliveryService
     rules: RulesService
   }
 }
@@ -148,6 +153,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Public and operations routes: no signature.
   await app.register(opsRoutes, { database, gatewayKeys, indexReady: () => matchSync.ready, rulesReady: () => rulesService.ready })
 
+  // Webhooks: subscriptions, and a delivery worker in every process (leases keep them apart).
+  const deliveryService = createDeliveryService({
+    repo: createDeliveryRepository(database), clock, gatewayKeys, options: config.webhooks, log: app.log,
+    principalOf: async (id) => { const p = await principalsRepo.findById(id); return p && { id: p.id, kind: p.kind, name: p.name, courtCode: p.courtCode, scopes: p.scopes as Principal['scopes'], profile: p.profile, status: p.status } },
+  })
+  app.decorate('delivery', deliveryService)
+  app.addHook('onReady', async () => { deliveryService.start() })
+  app.addHook('onClose', async () => { await deliveryService.stop() })
+
   // Public routes (citizens, the public site): no signature; rate-limited per client address.
   const publicSearchService = createPublicSearchService({ database })
   const applicationsService = createApplicationsService({
@@ -180,6 +194,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await signed.register(feedbackRoutes, { prefix: '/v1/feedback', service: feedbackService })
     await signed.register(supervisionRoutes, { prefix: '/v1/supervision', service: supervisionService })
     await signed.register(reviewsRoutes, { prefix: '/v1/reviews', service: applicationsService })
+    await signed.register(subscriptionsRoutes, { prefix: '/v1/subscriptions', service: deliveryService })
     await signed.register(snapshotRoutes, { prefix: '/v1/snapshot', service: createSnapshotService({ repo: createSnapshotRepository(database.db), clock, cursorKey: Buffer.from(identifierHash('snapshot-cursor-key/v1'), 'hex') }) })
   })
 

@@ -2,6 +2,8 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { GatewayClient, readKeyFile } from './gw1-client.js'
+import { runSyncCli } from './sync.js'
+import { runServeWebhookCli } from './webhook-receiver.js'
 
 const USAGE = `usage: npm run client -- --key KEYFILE [--url URL] [--aud GATEWAY_ID] METHOD PATH [--data JSON|@FILE]
 
@@ -11,9 +13,15 @@ X-GW-Signature against the gateway's JWKS, and prints the body. Exit status 1 fo
   --key   a key file ({"principalId", "privateJwk"}), e.g. data/demo-keys/admin-demo.json
   --url   gateway base URL (default $GATEWAY_URL or http://127.0.0.1:3000)
   --aud   the gateway id tokens are addressed to (default $GATEWAY_ID or credit-gateway)
-  --data  request body: JSON text, or @path to read it from a file`
+  --data  request body: JSON text, or @path to read it from a file
+   or: npm run client -- sync --key KEYFILE --out DIR [--url URL] [--follow] [--wait SECONDS]
+       keeps DIR a verified local copy of the agency's lists (\`npm run client -- sync --help\`)
+   or: npm run client -- serve-webhook --out DIR [--url URL] [--host HOST] [--port PORT]
+       receives webhook events, verifies them against the gateway JWKS and applies them to DIR`
 
 export async function runClientCli(argv: string[]): Promise<number> {
+  if (argv[0] === 'sync') return runSyncCli(argv.slice(1))
+  if (argv[0] === 'serve-webhook') return runServeWebhookCli(argv.slice(1))
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

@@ -139,7 +139,8 @@ export class GatewayClient {
     const { authorization, jti } = await signRequest({ method, pathWithQuery, body: bytes, audience: this.audience, key: this.opts.key })
     const res = await fetch(`${this.baseUrl}${pathWithQuery}`, {
       method,
-      headers: { authorization, ...(bytes ? { 'content-type': 'application/json' } : {}) },
+      // fetch would decompress a gzipped answer, and the signature covers the bytes as sent: ask for none.
+      headers: { authorization, 'accept-encoding': 'identity', ...(bytes ? { 'content-type': 'application/json' } : {}) },
       body: bytes,
     })
     const raw = Buffer.from(await res.arrayBuffer())
