@@ -23,6 +23,8 @@ export interface SubscriptionInput { url: string; eventKinds?: string[]; listKin
 
 const BATCH = 100
 const LEASE_MS = 60_000
+const CONCURRENCY = 8
+const MAX_PER_PASS = 200
 
 function toDto(s: SubscriptionRow) {
   return {
@@ -126,13 +128,18 @@ export function createDeliveryService(deps: {
     let total = 0
     // Each subscription at most once a pass: one that was served is due again at once, but waits its turn.
     const served: string[] = []
-    for (let i = 0; i < 50 && !stopped; i++) {
-      const at = now()
-      const s = await repo.leaseDue(worker, at, new Date(at.getTime() + LEASE_MS), served)
-      if (!s) break
-      served.push(s.id)
-      total += await deliver(s)
+    // Up to CONCURRENCY subscriptions at a time, so a slow receiver holds up only its own subscription.
+    const lane = async () => {
+      while (!stopped && served.length < MAX_PER_PASS) {
+        const at = now()
+        const s = await repo.leaseDue(worker, at, new Date(at.getTime() + LEASE_MS), served)
+        if (!s) return
+        served.push(s.id)
+        const delivered = await deliver(s) // read total only after the await: lanes run interleaved
+        total += delivered
+      }
     }
+    await Promise.all(Array.from({ length: CONCURRENCY }, lane))
     return total
   }
 
