@@ -78,7 +78,8 @@ export function createApplicationsService(deps: {
       normalized = `creditCode:${code.value}`
       masked = maskCreditCode(code.value)
       const listedOrg = typeof subject.orgCode === 'string' ? parseOrgCode(subject.orgCode) : undefined
-      if (subject.creditCode !== code.value && !(listedOrg?.ok && code.value.slice(8, 17) === listedOrg.value.replace('-', ''))) {
+      // An entity listed by its legacy organisation code is the holder of the credit code embedding it.
+      if (subject.creditCode !== code.value && !(listedOrg?.ok && listedOrg.value === code.orgCode)) {
         throw applicationsError('identity_mismatch', 403, 'the applicant is not the listed subject of this listing', { field: 'body.applicant.creditCode' })
       }
     }

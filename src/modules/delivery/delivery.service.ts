@@ -143,6 +143,9 @@ export function createDeliveryService(deps: {
     return total
   }
 
+  /** One pass at a time per process: the timer and a direct call share the pass in progress. */
+  const pass = () => (running ??= runOnce().finally(() => { running = undefined }))
+
   return {
     async create(caller: Principal, input: SubscriptionInput) {
       let owner = caller
@@ -179,11 +182,11 @@ export function createDeliveryService(deps: {
       return { subscription: toDto(s), attempts: attempts.map((a) => ({ seq: Number(a.seq), at: a.at.toISOString(), httpStatus: a.http_status, ok: a.ok, error: a.error, ms: a.ms })) }
     },
     /** One pass over due subscriptions (also what the timer runs); returns the events delivered. */
-    runOnce: () => (running ??= runOnce().finally(() => { running = undefined })),
+    runOnce: pass,
     start() {
       const tick = () => {
         if (stopped) return
-        void (running ?? (running = runOnce().finally(() => { running = undefined })))
+        void pass()
           .catch((err: unknown) => deps.log.warn({ err }, 'webhook delivery pass failed; retrying'))
           .finally(() => { if (!stopped) { timer = setTimeout(tick, options.pollMs); timer.unref() } })
       }
