@@ -7,6 +7,10 @@ RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npx tsc -p tsconfig.build.json
+# The portal and console pages (static files under dist/web).
+COPY vite.config.ts ./
+COPY web ./web
+RUN npx vite build --logLevel warn
 
 # Runtime: production dependencies only, compiled code, migrations and schemas; runs as a non-root user.
 FROM node:20-bookworm-slim AS runtime

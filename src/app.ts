@@ -15,6 +15,7 @@ import metrics from './infra/metrics.js'
 import openapi, { describeRoute } from './infra/openapi.js'
 import { projectPath } from './infra/paths.js'
 import { registerPrincipalRateLimit, registerPublicRateLimit } from './infra/rate-limit.js'
+import { webPages } from './infra/web.js'
 import { loadSchemas, validatorCompiler } from './infra/schemas.js'
 import { createKeyCache } from './modules/principals/principals.key-cache.js'
 import { createPrincipalsRepository, PRINCIPALS_CHANNEL } from './modules/principals/principals.repository.js'
@@ -45,6 +46,8 @@ import { createSnapshotService } from './modules/snapshot/snapshot.service.js'
 import { createSupervisionRepository } from './modules/supervision/supervision.repository.js'
 import { supervisionRoutes } from './modules/supervision/supervision.routes.js'
 import { createSupervisionService } from './modules/supervision/supervision.service.js'
+import { createProcessHeartbeat, type ProcessHeartbeat } from './modules/processes/processes.heartbeat.js'
+import { createProcessesRepository } from './modules/processes/processes.repository.js'
 import { createRulesService, type RulesService } from './modules/rules/rules.service.js'
 import { createMatchingService } from './modules/matching/matching.service.js'
 import { createIndexSync, type IndexSync } from './modules/matching/matching.sync.js'
@@ -76,6 +79,7 @@ declare module 'fastify' {
     matchSync: IndexSync
     delivery: DeliveryService
     rules: RulesService
+    processHeartbeat: ProcessHeartbeat
   }
 }
 
@@ -138,9 +142,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate('rules', rulesService)
   app.addHook('onReady', async () => { await rulesService.start() })
   app.addHook('onClose', async () => { await rulesService.stop() })
+  // This process's row in gateway_processes (index lag, events applied), started once the index is.
+  const processesRepository = createProcessesRepository(database)
+  const processHeartbeat = createProcessHeartbeat({ repository: processesRepository, clock, intervalSeconds: config.processHeartbeatSeconds, log: app.log, sync: matchSync, index: matchIndex })
+  app.decorate('processHeartbeat', processHeartbeat)
+  app.addHook('onReady', async () => { await processHeartbeat.start() })
+  app.addHook('onClose', async () => { await processHeartbeat.stop() })
   // Feedback on hits and the supervision figures over audit and feedback.
   const feedbackService = createFeedbackService({ feedback: createFeedbackRepository(database.db), audit: auditRepository })
-  const supervisionService = createSupervisionService({ repository: createSupervisionRepository(database), clock, feedbackDeadlineDays: config.feedbackDeadlineDays, applications: applicationsRepository })
+  const supervisionService = createSupervisionService({ repository: createSupervisionRepository(database), clock, feedbackDeadlineDays: config.feedbackDeadlineDays, applications: applicationsRepository, processes: processesRepository, heartbeatSeconds: config.processHeartbeatSeconds })
   const quota = createQuotaGuard(database, clock)
   app.addHook('onClose', async () => { await quota.close() })
   const matchingService = createMatchingService({ db: database.db, index: matchIndex, audit: auditWriter, hash: identifierHash, quota, rules: rulesService, clock, appeals: { pendingListingIds: (ids) => applicationsRepository.pendingListingIds(ids) } })
@@ -152,6 +162,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // Public and operations routes: no signature.
   await app.register(opsRoutes, { database, gatewayKeys, indexReady: () => matchSync.ready, rulesReady: () => rulesService.ready })
+  // The public portal and the supervision console: static pages; the console signs its own API calls.
+  await app.register(webPages)
 
   // Webhooks: subscriptions, and a delivery worker in every process (leases keep them apart).
   const deliveryService = createDeliveryService({

@@ -47,6 +47,8 @@ async function main() {
   const address = await app.listen({ host: config.host, port: config.port })
   if (config.seedDemo) {
     console.log(`\nTry a signed call as the demo admin:\n  npm run client -- --url ${address} --key ${join(keysDir, 'admin-demo.json')} GET /v1/principals\n`)
+    console.log(`Public portal:       ${address}/portal/`)
+    console.log(`Supervision console: ${address}/console/ (gateway id ${config.gatewayId}; load ${join(keysDir, 'admin-demo.json')})\n`)
   }
   // Printed last: scripts and tests wait for this line.
   app.log.info(`credit-gateway ${config.gatewayId} listening on ${address} (${database.engine})`)

@@ -49,7 +49,10 @@ t.test('an appeal accepted with a field correction: deadlines across the Nationa
   queue = (await gw.signed(court, 'GET', '/v1/reviews/appeals')).json().items
   t.equal(queue[0].overdue, true, 'past its review deadline')
   t.equal((await gw.app.inject({ method: 'GET', url: `/v1/public/appeals/${trackingCode}` })).json().overdue, true)
-  t.same((await gw.signed(admin, 'GET', '/v1/supervision/applications')).json(), { asOf: '2026-10-09', courts: [{ courtCode: '京0105', kind: 'appeal', open: 1, overdue: 1 }] }, 'supervision flags it too')
+  t.same((await gw.signed(admin, 'GET', '/v1/supervision/applications')).json(), {
+    asOf: '2026-10-09', courts: [{ courtCode: '京0105', kind: 'appeal', open: 1, overdue: 1 }],
+    overdueItems: [{ id: queue[0].id, kind: 'appeal', courtCode: '京0105', status: 'under_review', receivedOn: '2026-09-18', dueOn: '2026-10-08', listingId: ids[0] }],
+  }, 'supervision flags it too, and names the item')
 
   const decided = await gw.signed(court, 'POST', `/v1/reviews/appeals/${queue[0].id}/decision`, { outcome: 'accept', reasons: '核实部分履行', correction: { amountOutstanding: 50000, subjectName: '张一' } })
   t.equal(decided.statusCode, 200, decided.body)

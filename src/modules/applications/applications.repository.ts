@@ -95,6 +95,17 @@ export function createApplicationsRepository(db: Db) {
       return rows
     },
 
+    /** The oldest-due open items past their deadline (supervision): no applicant details, only what a court must act on. */
+    async overdueItems(today: string, limit: number): Promise<{ id: string; kind: string; courtCode: string; status: string; receivedOn: string; dueOn: string; listingId: string }[]> {
+      const dueOn = sql<string>`coalesce(${applications.reconsiderationDueOn}, ${applications.reviewDueOn})`
+      return db.select({
+        id: applications.id, kind: applications.kind, courtCode: sql<string>`coalesce(${applications.higherCourtCode}, ${applications.courtCode})`,
+        status: applications.status, receivedOn: applications.receivedOn, dueOn: sql<string>`${dueOn}::text`, listingId: applications.listingId,
+      }).from(applications)
+        .where(and(inArray(applications.status, [...PENDING_STATUSES]), sql`${dueOn} < ${today}::date`))
+        .orderBy(dueOn, applications.receivedOn).limit(limit)
+    },
+
     /** The court that hears reconsiderations of `courtCode`'s decisions: a court principal naming it a subordinate. */
     async higherCourtOf(courtCode: string): Promise<string | undefined> {
       const [row] = await db.select({ courtCode: principals.courtCode }).from(principals)

@@ -20,6 +20,8 @@ export function createIndexSync(database: Database, index: MatchIndex, log: { wa
   const { db } = database
   const listingsRepo = createListingsRepository(db)
   let appliedSeq = 0
+  /** Change-log events applied since start (the build's page scan is not counted): the heartbeat's throughput. */
+  let eventsApplied = 0
   let ready = false
   let timer: NodeJS.Timeout | undefined
   let unlisten: (() => Promise<void>) | undefined
@@ -61,6 +63,7 @@ export function createIndexSync(database: Database, index: MatchIndex, log: { wa
       const ids = [...new Set(events.map((e) => e.listing_id))]
       apply((await listingsRepo.findByIds(ids)).map((r) => ({ id: r.id, list_kind: r.listKind, version: r.version, status: r.status, match_keys: r.matchKeys as MatchKey[] })))
       appliedSeq = Number(events[events.length - 1]!.seq)
+      eventsApplied += events.length
     }
   }
 
@@ -86,7 +89,9 @@ export function createIndexSync(database: Database, index: MatchIndex, log: { wa
 
   return {
     get ready() { return ready },
+    /** The last change-log sequence applied to the index. */
     get appliedSeq() { return appliedSeq },
+    get eventsApplied() { return eventsApplied },
     catchUp,
     async start() {
       // Wake-ups before the build finishes are covered by the build's own catch-up.

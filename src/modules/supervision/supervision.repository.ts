@@ -46,6 +46,15 @@ FROM match_feedback, unnest(measures) AS code
 WHERE matched_at >= $1 AND matched_at < $2 ${oneAgency ? 'AND principal_id = $3' : ''}
 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
 
+// Change-log throughput by listing_events.at (index listing_events_at, migrations/0009). No upper
+// bound: an event stamped by a database clock slightly ahead of this process's is still counted.
+const changeLogMinutes = `
+SELECT floor(extract(epoch FROM at) / 60)::int AS minute, count(*)::int AS events
+FROM listing_events WHERE at >= $1 GROUP BY 1 ORDER BY 1`
+const changeLogTotals = `
+SELECT count(*) FILTER (WHERE at > $1)::int AS last_hour, count(*)::int AS last_day
+FROM listing_events WHERE at > $2`
+
 /**
  * Supervision (自动监督) reads, in SQL: match_daily (the audit trail's match entries summed per
  * agency and day as they are written) by its primary key, match_feedback by (principal_id, matched_at).
@@ -65,6 +74,21 @@ export function createSupervisionRepository(database: Database) {
       const params: unknown[] = [range.from.toISOString(), range.to.toISOString()]
       if (one) params.push(range.principalId)
       return database.query<MeasureDayRow>(measureDays(one), params, { prepare: true })
+    },
+
+    /** The change log's last sequence (0 when empty): what every match index should have applied. */
+    async headSeq(): Promise<number> {
+      const [row] = await database.query<{ seq: string }>('SELECT coalesce(max(seq), 0)::text AS seq FROM listing_events')
+      return Number(row?.seq ?? 0)
+    },
+
+    /** Events per minute (minute as Unix minutes) since `minutesFrom`, and counts since `hourAgo` and `dayAgo`. */
+    async changeLog(range: { minutesFrom: Date; hourAgo: Date; dayAgo: Date }): Promise<{ minutes: { minute: number; events: number }[]; lastHour: number; lastDay: number }> {
+      const [minutes, totals] = await Promise.all([
+        database.query<{ minute: number; events: number }>(changeLogMinutes, [range.minutesFrom.toISOString()], { prepare: true }),
+        database.query<{ last_hour: number; last_day: number }>(changeLogTotals, [range.hourAgo.toISOString(), range.dayAgo.toISOString()], { prepare: true }),
+      ])
+      return { minutes, lastHour: totals[0]?.last_hour ?? 0, lastDay: totals[0]?.last_day ?? 0 }
     },
   }
 }

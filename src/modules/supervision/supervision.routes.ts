@@ -28,6 +28,46 @@ const reportSchema = {
     },
   },
 } as const
+const instant = { type: 'string', format: 'date-time' } as const
+const processesSchema = {
+  type: 'object', required: ['asOf', 'headSeq', 'processes', 'changeLog'],
+  properties: {
+    asOf: instant,
+    headSeq: { type: 'integer', description: 'the change log\'s last sequence (0 when empty)' },
+    processes: {
+      type: 'array', description: 'every gateway process as of its last heartbeat (a process deletes its row on close; rows not seen for 10 minutes are pruned)',
+      items: {
+        type: 'object',
+        required: ['id', 'host', 'pid', 'startedAt', 'lastSeenAt', 'stale', 'indexReady', 'indexSize', 'indexSeq', 'indexLag', 'eventsApplied', 'eventsPerSecond'],
+        properties: {
+          id: { type: 'string', format: 'uuid', description: 'random per process start' },
+          host: { type: 'string' },
+          pid: { type: 'integer' },
+          startedAt: instant,
+          lastSeenAt: instant,
+          stale: { type: 'boolean', description: 'no heartbeat for 3 intervals (PROCESS_HEARTBEAT_SECONDS)' },
+          indexReady: { type: 'boolean', description: 'the match index was built and has caught up once' },
+          indexSize: { type: 'integer', description: 'listings in the match index' },
+          indexSeq: { type: 'integer', description: 'the last change-log sequence the match index applied' },
+          indexLag: { type: 'integer', minimum: 0, description: 'headSeq − indexSeq, at least 0' },
+          eventsApplied: { type: 'integer', description: 'change-log events applied to the index since the process started' },
+          eventsPerSecond: { type: 'number', description: 'events applied between its last two heartbeats, per second of the interval' },
+        },
+      },
+    },
+    changeLog: {
+      type: 'object', required: ['perMinute', 'lastHour', 'last24Hours'],
+      properties: {
+        perMinute: {
+          type: 'array', description: 'events per minute over the last 60 minutes, ascending; minutes without events are left out',
+          items: { type: 'object', required: ['minute', 'events'], properties: { minute: { ...instant, description: 'the minute\'s start' }, events: { type: 'integer' } } },
+        },
+        lastHour: { type: 'integer' },
+        last24Hours: { type: 'integer' },
+      },
+    },
+  },
+} as const
 const range = { type: 'object', additionalProperties: false, properties: { from: day, to: day } } as const
 
 /** `/v1/supervision`: the supervision figures (自动监督) for holders of supervision:read. */
@@ -46,6 +86,11 @@ export async function supervisionRoutes(app: FastifyInstance, opts: { service: S
     },
   }, async (req) => opts.service.agencies({ ...req.query, agency: req.params.agency }))
 
+  app.get('/processes', {
+    config: { scope: 'supervision:read', operationId: 'supervision.processes' },
+    schema: { tags: ['supervision'], summary: 'Per gateway process: match index lag behind the change log and events applied; change-log throughput', response: { 200: processesSchema } },
+  }, async () => opts.service.processes())
+
   app.get('/applications', {
     config: { scope: 'supervision:read', operationId: 'supervision.applications' },
     schema: {
@@ -56,6 +101,13 @@ export async function supervisionRoutes(app: FastifyInstance, opts: { service: S
           properties: {
             asOf: day,
             courts: { type: 'array', items: { type: 'object', required: ['courtCode', 'kind', 'open', 'overdue'], properties: { courtCode: { type: 'string' }, kind: { type: 'string', enum: ['appeal', 'repair'] }, open: { type: 'integer' }, overdue: { type: 'integer' } } } },
+            overdueItems: {
+              type: 'array', description: 'up to 50 open applications past their deadline, the oldest due first (no applicant details)',
+              items: {
+                type: 'object', required: ['id', 'kind', 'courtCode', 'status', 'receivedOn', 'dueOn', 'listingId'],
+                properties: { id: { type: 'string', format: 'uuid' }, kind: { type: 'string', enum: ['appeal', 'repair'] }, courtCode: { type: 'string', description: 'the deciding court' }, status: { type: 'string' }, receivedOn: day, dueOn: day, listingId: { type: 'string', format: 'uuid' } },
+              },
+            },
           },
         },
       },

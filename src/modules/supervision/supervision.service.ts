@@ -1,13 +1,21 @@
 import type { Clock } from '../../infra/clock.js'
 import { createErrorFactory } from '../../infra/errors.js'
 import { shanghaiDate, startOfShanghaiDay } from '../calendar/working-days.js'
+import type { ProcessBeat } from '../processes/processes.repository.js'
 import type { SupervisionRepository } from './supervision.repository.js'
+import type { ApplicationsRepository } from '../applications/applications.repository.js'
+
+/** The overdue applications listed by name (the oldest due first); the counts cover all of them. */
+const OVERDUE_ITEMS_SHOWN = 50
 
 export const supervisionError = createErrorFactory('supervision')
 
 /** The longest range one call reports on. */
 export const MAX_RANGE_DAYS = 366
 const DAY_MS = 86_400_000
+const MINUTE_MS = 60_000
+/** A process that missed this many heartbeats is reported stale (it may have died or lost the database). */
+const STALE_AFTER_BEATS = 3
 
 export interface AgencyDay {
   day: string
@@ -37,14 +45,49 @@ function add(into: Omit<AgencyDay, 'day'>, d: AgencyDay) {
 /** Supervision (自动监督): per agency and China day, matches, hits, decisions, feedback, overdue hits, measures applied. */
 export function createSupervisionService(deps: {
   repository: SupervisionRepository; clock: Clock; feedbackDeadlineDays: number
-  applications: { overdueCount(today: string): Promise<{ courtCode: string; kind: string; open: number; overdue: number }[]> }
+  applications: Pick<ApplicationsRepository, 'overdueCount' | 'overdueItems'>
+  /** gateway_processes (each process's heartbeat) and its interval, for the processes report. */
+  processes: { list(): Promise<ProcessBeat[]> }; heartbeatSeconds: number
 }) {
   return {
+    /**
+     * Every gateway process as of its last heartbeat (match index lag behind the change log,
+     * events applied) and the change log's throughput over the last hour and day, by the app clock.
+     */
+    async processes() {
+      const now = deps.clock.nowMs()
+      // The 60 whole minutes up to and including the current one.
+      const minutesFrom = new Date(Math.floor(now / MINUTE_MS) * MINUTE_MS - 59 * MINUTE_MS)
+      const [headSeq, rows, log] = await Promise.all([
+        deps.repository.headSeq(),
+        deps.processes.list(),
+        deps.repository.changeLog({ minutesFrom, hourAgo: new Date(now - 60 * MINUTE_MS), dayAgo: new Date(now - DAY_MS) }),
+      ])
+      const staleAfterMs = STALE_AFTER_BEATS * deps.heartbeatSeconds * 1000
+      return {
+        asOf: new Date(now).toISOString(),
+        headSeq,
+        processes: rows.map((p) => ({
+          id: p.id, host: p.host, pid: p.pid, startedAt: p.startedAt.toISOString(), lastSeenAt: p.lastSeenAt.toISOString(),
+          stale: now - p.lastSeenAt.getTime() >= staleAfterMs,
+          indexReady: p.indexReady, indexSize: p.indexSize, indexSeq: p.indexSeq,
+          // Read at different moments: a row can be ahead of the head read here, never behind zero.
+          indexLag: Math.max(0, headSeq - p.indexSeq),
+          eventsApplied: p.eventsApplied, eventsPerSecond: p.eventsPerSecond,
+        })),
+        changeLog: {
+          perMinute: log.minutes.map((m) => ({ minute: new Date(m.minute * MINUTE_MS).toISOString(), events: m.events })),
+          lastHour: log.lastHour,
+          last24Hours: log.lastDay,
+        },
+      }
+    },
+
     /** Open appeals and repairs per deciding court (the higher court for a reconsideration), and how many are past their deadline. */
     async applications() {
       const today = shanghaiDate(new Date(deps.clock.nowMs()))
-      const rows = await deps.applications.overdueCount(today)
-      return { asOf: today, courts: rows.sort((a, b) => (a.courtCode + a.kind < b.courtCode + b.kind ? -1 : 1)) }
+      const [rows, overdueItems] = await Promise.all([deps.applications.overdueCount(today), deps.applications.overdueItems(today, OVERDUE_ITEMS_SHOWN)])
+      return { asOf: today, courts: rows.sort((a, b) => (a.courtCode + a.kind < b.courtCode + b.kind ? -1 : 1)), overdueItems }
     },
 
     async agencies(query: { from?: string; to?: string; agency?: string }) {
