@@ -9,6 +9,7 @@ import { registerErrorHandling } from './infra/errors.js'
 import type { GatewayKeys } from './infra/gateway-keys.js'
 import gw1 from './infra/gw1/plugin.js'
 import { ReplayGuard } from './infra/gw1/replay-guard.js'
+import { auditRefusals } from './infra/gw1/refusal-audit.js'
 import { opsRoutes } from './infra/ops.routes.js'
 import { loggerOptions } from './infra/logger.js'
 import metrics from './infra/metrics.js'
@@ -29,6 +30,7 @@ import { createApplicationsRepository } from './modules/applications/application
 import { createApplicationsService, logNotifier, type Notifier } from './modules/applications/applications.service.js'
 import { auditRoutes, receiptsRoutes } from './modules/audit/audit.routes.js'
 import { createAuditWriter, type AuditWriter } from './modules/audit/audit.writer.js'
+import { createAuditCheckpointer, type AuditCheckpointer } from './modules/audit/audit.checkpoints.js'
 import { MatchIndex } from './modules/matching/matching.index.js'
 import { matchingRoutes } from './modules/matching/matching.routes.js'
 import { rulesRoutes } from './modules/rules/rules.routes.js'
@@ -75,11 +77,14 @@ declare module 'fastify' {
     listings: ListingsService
     identifierHash: (normalizedIdentifier: string) => string
     audit: AuditWriter
+    auditCheckpoints: AuditCheckpointer
     matchIndex: MatchIndex
     matchSync: IndexSync
     delivery: DeliveryService
     rules: RulesService
     processHeartbeat: ProcessHeartbeat
+    /** Every signed route and the scope it requires (the security matrix test walks them). */
+    signedRoutes: ReadonlyArray<{ method: string; url: string; scope: string }>
   }
 }
 
@@ -127,6 +132,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // 全程留痕: one group-commit audit writer per process (its own hash chain).
   const auditWriter = createAuditWriter(database, { clock })
   app.decorate('audit', auditWriter)
+  // Signed heads of this writer's chain: what shows entries cut from its end (audit.checkpoints.ts).
+  const auditCheckpoints = createAuditCheckpointer({ database, writer: auditWriter, keys: gatewayKeys, intervalSeconds: config.auditCheckpointSeconds, clock, log: app.log })
+  app.decorate('auditCheckpoints', auditCheckpoints)
+  app.addHook('onReady', async () => { auditCheckpoints.start() })
   const auditRepository = createAuditRepository(database.db)
 
   const applicationsRepository = createApplicationsRepository(database.db)
@@ -136,7 +145,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate('matchIndex', matchIndex)
   app.decorate('matchSync', matchSync)
   app.addHook('onReady', async () => { await matchSync.start() })
-  app.addHook('onClose', async () => { await matchSync.stop(); await auditWriter.close() })
+  app.addHook('onClose', async () => { await matchSync.stop(); await auditWriter.close(); await auditCheckpoints.stop() })
   // The graded-punishment rule set in force, switched on publication by any process.
   const rulesService = createRulesService(database, app.log)
   app.decorate('rules', rulesService)
@@ -187,11 +196,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
 
   // Signed routes: every route here needs a GW1 token and declares the scope it requires.
+  const signedRoutes: Array<{ method: string; url: string; scope: string }> = []
+  app.decorate('signedRoutes', signedRoutes)
   await app.register(async (signed) => {
     signed.addHook('onRoute', (route) => {
-      if (!(route.config as { scope?: string } | undefined)?.scope) throw new Error(`signed route ${route.method} ${route.url} declares no scope`)
+      const scope = (route.config as { scope?: string } | undefined)?.scope
+      if (!scope) throw new Error(`signed route ${route.method} ${route.url} declares no scope`)
+      for (const method of [route.method].flat()) if (method !== 'HEAD') signedRoutes.push({ method, url: route.url, scope })
       ;(route.schema ??= {}).security = [{ GW1: [] }]
     })
+    signed.addHook('onError', auditRefusals(auditWriter))
     signed.addHook('onRequest', signed.gw1Authenticate)
     signed.addHook('preValidation', signed.gw1Authorize)
     await registerPrincipalRateLimit(signed)

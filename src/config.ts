@@ -25,6 +25,7 @@ const schema = {
     FEEDBACK_DEADLINE_DAYS: { type: 'integer', minimum: 1, maximum: 365, default: 7 },
     // At most 60 s: 3 missed beats (stale) must come well before the 10-minute pruning of dead rows.
     PROCESS_HEARTBEAT_SECONDS: { type: 'integer', minimum: 1, maximum: 60, default: 5 },
+    AUDIT_CHECKPOINT_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 60 },
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: { type: 'boolean', default: false },
     WEBHOOK_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 5000 },
     WEBHOOK_RETRY_BASE_MS: { type: 'integer', minimum: 10, maximum: 600000, default: 1000 },
@@ -61,6 +62,8 @@ export interface Config {
   feedbackDeadlineDays: number
   /** How often each process records itself in gateway_processes (supervision: index lag, throughput). */
   processHeartbeatSeconds: number
+  /** How often each process signs its audit chain head into audit_checkpoints (when it moved). */
+  auditCheckpointSeconds: number
   /** Webhook delivery (issue 7): receivers on private networks, timeouts, retry backoff, pausing. */
   webhooks: { allowPrivateNetworks: boolean; timeoutMs: number; retryBaseMs: number; retryMaxMs: number; pauseAfterSeconds: number; pollMs: number }
 }
@@ -75,6 +78,7 @@ interface RawEnv {
   LOG_LEVEL: string; BODY_LIMIT_BYTES: number; CLOCK_SKEW_SECONDS: number; TRUST_PROXY: boolean; SCHEDULER_INTERVAL_SECONDS: number
   FEEDBACK_DEADLINE_DAYS: number
   PROCESS_HEARTBEAT_SECONDS: number
+  AUDIT_CHECKPOINT_SECONDS: number
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: boolean; WEBHOOK_TIMEOUT_MS: number; WEBHOOK_RETRY_BASE_MS: number; WEBHOOK_RETRY_MAX_MS: number
   WEBHOOK_PAUSE_AFTER_SECONDS: number; WEBHOOK_POLL_MS: number
   IDENTIFIER_HASH_SECRET?: string
@@ -111,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     schedulerIntervalSeconds: raw.SCHEDULER_INTERVAL_SECONDS,
     feedbackDeadlineDays: raw.FEEDBACK_DEADLINE_DAYS,
     processHeartbeatSeconds: raw.PROCESS_HEARTBEAT_SECONDS,
+    auditCheckpointSeconds: raw.AUDIT_CHECKPOINT_SECONDS,
     webhooks: {
       allowPrivateNetworks: raw.WEBHOOK_ALLOW_PRIVATE_NETWORKS, timeoutMs: raw.WEBHOOK_TIMEOUT_MS, retryBaseMs: raw.WEBHOOK_RETRY_BASE_MS,
       retryMaxMs: raw.WEBHOOK_RETRY_MAX_MS, pauseAfterSeconds: raw.WEBHOOK_PAUSE_AFTER_SECONDS, pollMs: raw.WEBHOOK_POLL_MS,

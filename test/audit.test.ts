@@ -261,10 +261,11 @@ t.test('receipts and the audit listing', async (t) => {
   t.equal(page1.statusCode, 200)
   t.equal(page1.json().items.length, 2)
   const page2 = await gw.signed(admin, 'GET', `/v1/audit?after=${page1.json().next}&limit=10`)
-  t.equal(page2.json().items.length, 3)
-  const all = [...page1.json().items, ...page2.json().items] as { id: number; requestId: string; hash: string; prevHash: string }[]
+  t.equal(page2.json().items.length, 4, 'the five entries written and the court’s refused call')
+  const all = [...page1.json().items, ...page2.json().items] as { id: number; requestId: string; action: string; principalId: string; hash: string; prevHash: string }[]
   t.same(all.map((i) => i.id), [...all.map((i) => i.id)].sort((x, y) => x - y), 'in id order')
-  t.same(all.map((i) => i.requestId).sort(), ['req-1', 'req-2', 'req-3', 'req-4', 'req-5'])
+  t.same(all.filter((i) => i.action !== 'auth.refused').map((i) => i.requestId).sort(), ['req-1', 'req-2', 'req-3', 'req-4', 'req-5'])
+  t.same(all.filter((i) => i.action === 'auth.refused').map((i) => i.principalId), ['court-bj-0105'], 'the 403 is audited with the court that tried')
   const end = await gw.signed(admin, 'GET', `/v1/audit?after=${page2.json().next}`)
   t.same(end.json(), { items: [], next: page2.json().next }, 'past the end: nothing, same cursor')
   const caacOnly = await gw.signed(admin, 'GET', '/v1/audit?principal=caac')

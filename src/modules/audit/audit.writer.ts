@@ -42,6 +42,11 @@ export interface AuditWriter {
   close(): Promise<void>
   /** Counters since creation: INSERTs that committed, entries they held, INSERTs that failed. */
   readonly stats: { readonly flushes: number; readonly entries: number; readonly failures: number }
+  /**
+   * The last entry this writer knows committed (what a checkpoint signs); undefined before its
+   * first commit and after a failed INSERT, until the next commit re-reads the chain.
+   */
+  readonly head: { readonly seq: number; readonly hash: string } | undefined
 }
 
 interface Pending { entries: PreparedEntry[]; resolve: () => void; reject: (err: unknown) => void }
@@ -171,6 +176,7 @@ export function createAuditWriter(database: Database, opts: AuditWriterOptions =
   return {
     writerId,
     stats,
+    get head() { return head },
     append(inputs) {
       if (closed) return Promise.reject(unavailable('the audit writer is closed'))
       if (inputs.length === 0) return Promise.resolve()
