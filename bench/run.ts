@@ -1028,6 +1028,8 @@ async function main(): Promise<number> {
     const [gatewayPort, baselinePort] = [await freePort(), await freePort()]
     const gatewayEnv: Record<string, string> = {
       HOST, PORT: String(gatewayPort), DATA_DIR: dataDir, GATEWAY_ID: AUDIENCE, LOG_LEVEL: 'warn', SEED_DEMO: 'true',
+      // The bench measures capacity: load shedding off unless asked for (npm run soak runs with it on).
+      OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: process.env.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS ?? '0',
     }
     if (DATABASE_URL) {
       database = await createBenchDatabase(DATABASE_URL)

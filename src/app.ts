@@ -5,7 +5,7 @@ import { createIdentifierHasher } from './modules/identity/identity.models.js'
 import type { Config } from './config.js'
 import { systemClock, type Clock } from './infra/clock.js'
 import type { Database } from './infra/db.js'
-import { registerErrorHandling } from './infra/errors.js'
+import { frameworkErrors, registerErrorHandling, UNAVAILABLE_RETRY_AFTER_SECONDS } from './infra/errors.js'
 import type { GatewayKeys } from './infra/gateway-keys.js'
 import gw1 from './infra/gw1/plugin.js'
 import { ReplayGuard } from './infra/gw1/replay-guard.js'
@@ -13,6 +13,7 @@ import { auditRefusals } from './infra/gw1/refusal-audit.js'
 import { opsRoutes } from './infra/ops.routes.js'
 import { loggerOptions } from './infra/logger.js'
 import metrics from './infra/metrics.js'
+import overload from './infra/overload.js'
 import openapi, { describeRoute } from './infra/openapi.js'
 import { projectPath } from './infra/paths.js'
 import { registerPrincipalRateLimit, registerPublicRateLimit } from './infra/rate-limit.js'
@@ -65,6 +66,8 @@ export interface AppDeps {
   gatewayKeys: GatewayKeys
   clock?: Clock
   logger?: FastifyServerOptions['logger']
+  /** Write the log (config.logLevel, the production redaction) to this file instead of stdout: the tests' privacy check reads it. */
+  logFile?: string
   listingsService?: ListingsService
   /** HMAC of identifiers for logs and audit (config IDENTIFIER_HASH_SECRET); a per-process random key if absent. */
   identifierHash?: (normalizedIdentifier: string) => string
@@ -96,11 +99,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock
   const identifierHash = deps.identifierHash ?? createIdentifierHasher(randomBytes(32))
   const app = Fastify({
-    logger: deps.logger ?? loggerOptions(config.logLevel, identifierHash),
+    logger: deps.logger ?? loggerOptions(config.logLevel, identifierHash, deps.logFile),
     bodyLimit: config.bodyLimitBytes,
     trustProxy: config.trustProxy,
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
+    frameworkErrors, // a bad URL or an over-long path parameter is a problem+json too
     ajv: { customOptions: { removeAdditional: false } },
   })
   app.setValidatorCompiler(validatorCompiler())
@@ -111,6 +115,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(openapi, { version: VERSION })
   await app.register(metrics)
+  await app.register(overload, { ...config.overload, retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS })
 
   // Principals: the key cache is dropped on every change, in this process and (via NOTIFY) all others.
   const principalsRepo = createPrincipalsRepository(database.db)

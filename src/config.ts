@@ -26,12 +26,17 @@ const schema = {
     // At most 60 s: 3 missed beats (stale) must come well before the 10-minute pruning of dead rows.
     PROCESS_HEARTBEAT_SECONDS: { type: 'integer', minimum: 1, maximum: 60, default: 5 },
     AUDIT_CHECKPOINT_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 60 },
+    OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, maximum: 60000, default: 200 },
+    OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+    OVERLOAD_SAMPLE_INTERVAL_MS: { type: 'integer', minimum: 10, maximum: 10000, default: 250 },
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: { type: 'boolean', default: false },
     WEBHOOK_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 60000, default: 5000 },
     WEBHOOK_RETRY_BASE_MS: { type: 'integer', minimum: 10, maximum: 600000, default: 1000 },
     WEBHOOK_RETRY_MAX_MS: { type: 'integer', minimum: 10, maximum: 86400000, default: 300000 },
     WEBHOOK_PAUSE_AFTER_SECONDS: { type: 'integer', minimum: 1, maximum: 2592000, default: 86400 },
     WEBHOOK_POLL_MS: { type: 'integer', minimum: 10, maximum: 60000, default: 250 },
+    // Renewed before each POST; must exceed WEBHOOK_TIMEOUT_MS by more than LEASE_MARGIN_MS (checked below).
+    WEBHOOK_LEASE_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 60 },
     IDENTIFIER_HASH_SECRET: { type: 'string', minLength: 32 },
   },
   additionalProperties: true,
@@ -64,9 +69,17 @@ export interface Config {
   processHeartbeatSeconds: number
   /** How often each process signs its audit chain head into audit_checkpoints (when it moved). */
   auditCheckpointSeconds: number
+  /** Load shedding (src/infra/overload.ts): 0 turns a check off. */
+  overload: { maxEventLoopDelayMs: number; maxEventLoopUtilization: number; sampleIntervalMs: number }
   /** Webhook delivery (issue 7): receivers on private networks, timeouts, retry backoff, pausing. */
-  webhooks: { allowPrivateNetworks: boolean; timeoutMs: number; retryBaseMs: number; retryMaxMs: number; pauseAfterSeconds: number; pollMs: number }
+  webhooks: { allowPrivateNetworks: boolean; timeoutMs: number; retryBaseMs: number; retryMaxMs: number; pauseAfterSeconds: number; pollMs: number; leaseSeconds: number }
 }
+
+/**
+ * How much longer than WEBHOOK_TIMEOUT_MS a webhook lease must last: a lease is renewed before each
+ * POST and must outlast it, with room for the attempt's bookkeeping and some clock skew between processes.
+ */
+export const LEASE_MARGIN_MS = 5_000
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -79,8 +92,10 @@ interface RawEnv {
   FEEDBACK_DEADLINE_DAYS: number
   PROCESS_HEARTBEAT_SECONDS: number
   AUDIT_CHECKPOINT_SECONDS: number
+  OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: number; OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: number; OVERLOAD_SAMPLE_INTERVAL_MS: number
   WEBHOOK_ALLOW_PRIVATE_NETWORKS: boolean; WEBHOOK_TIMEOUT_MS: number; WEBHOOK_RETRY_BASE_MS: number; WEBHOOK_RETRY_MAX_MS: number
   WEBHOOK_PAUSE_AFTER_SECONDS: number; WEBHOOK_POLL_MS: number
+  WEBHOOK_LEASE_SECONDS: number
   IDENTIFIER_HASH_SECRET?: string
 }
 
@@ -97,6 +112,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (raw.DATABASE_URL && !raw.IDENTIFIER_HASH_SECRET) {
     throw new ConfigError('invalid configuration: IDENTIFIER_HASH_SECRET (at least 32 characters) is required when DATABASE_URL is set (no default secrets outside the embedded demo)')
+  }
+  if (raw.WEBHOOK_LEASE_SECONDS * 1000 <= raw.WEBHOOK_TIMEOUT_MS + LEASE_MARGIN_MS) {
+    throw new ConfigError(`invalid configuration: WEBHOOK_LEASE_SECONDS (${raw.WEBHOOK_LEASE_SECONDS} s) must exceed WEBHOOK_TIMEOUT_MS (${raw.WEBHOOK_TIMEOUT_MS} ms) by more than ${LEASE_MARGIN_MS / 1000} s, or another process could take a subscription over while a POST is still in flight; raise WEBHOOK_LEASE_SECONDS to at least ${Math.floor((raw.WEBHOOK_TIMEOUT_MS + LEASE_MARGIN_MS) / 1000) + 1} or lower WEBHOOK_TIMEOUT_MS`)
   }
   return {
     host: raw.HOST,
@@ -116,9 +134,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     feedbackDeadlineDays: raw.FEEDBACK_DEADLINE_DAYS,
     processHeartbeatSeconds: raw.PROCESS_HEARTBEAT_SECONDS,
     auditCheckpointSeconds: raw.AUDIT_CHECKPOINT_SECONDS,
+    overload: { maxEventLoopDelayMs: raw.OVERLOAD_MAX_EVENT_LOOP_DELAY_MS, maxEventLoopUtilization: raw.OVERLOAD_MAX_EVENT_LOOP_UTILIZATION, sampleIntervalMs: raw.OVERLOAD_SAMPLE_INTERVAL_MS },
     webhooks: {
       allowPrivateNetworks: raw.WEBHOOK_ALLOW_PRIVATE_NETWORKS, timeoutMs: raw.WEBHOOK_TIMEOUT_MS, retryBaseMs: raw.WEBHOOK_RETRY_BASE_MS,
       retryMaxMs: raw.WEBHOOK_RETRY_MAX_MS, pauseAfterSeconds: raw.WEBHOOK_PAUSE_AFTER_SECONDS, pollMs: raw.WEBHOOK_POLL_MS,
+      leaseSeconds: raw.WEBHOOK_LEASE_SECONDS,
     },
     identifierHashSecret: raw.IDENTIFIER_HASH_SECRET,
   }

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { basename, join } from 'node:path'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { PGlite } from '@electric-sql/pglite'
 import postgres from 'postgres'
@@ -14,6 +16,7 @@ import type { KeyAlg, PrincipalKind, PrincipalProfile, Scope } from '../src/modu
 import { generatePrincipalKey } from '../src/modules/principals/principals.keygen.js'
 import { createPrincipalsRepository } from '../src/modules/principals/principals.repository.js'
 import { createPrincipalsService } from '../src/modules/principals/principals.service.js'
+import { TEST_LOG_DIR } from './log-privacy.js'
 
 export const TEST_AUDIENCE = 'credit-gateway-test'
 
@@ -71,12 +74,24 @@ export interface TestGateway {
   signedRaw(key: KeyFile, method: string, url: string, bytes: Buffer, contentType?: string): Promise<LightMyRequestResponse>
 }
 
+/** One log file per test process, named after its test file. */
+export function testLogFile(name = basename(process.argv[1] ?? 'test')): string {
+  mkdirSync(TEST_LOG_DIR, { recursive: true })
+  return join(TEST_LOG_DIR, `${name}.${process.pid}.log`)
+}
+
 export async function buildTestGateway(t: Test, env: Record<string, string> = {}): Promise<TestGateway> {
   const database = await createTestDatabase(t)
-  const config = loadConfig({ GATEWAY_ID: TEST_AUDIENCE, LOG_LEVEL: 'silent', DATA_DIR: '/nonexistent', ...env })
+  const config = loadConfig({
+    GATEWAY_ID: TEST_AUDIENCE, LOG_LEVEL: 'debug', DATA_DIR: '/nonexistent',
+    // Load shedding off: a busy CI machine must not turn a test's request into a 503 (test/overload.test.ts turns it on).
+    OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
+    ...env,
+  })
   const gatewayKeys = gatewayKeysFromJson(JSON.stringify(generateGatewayJwk('gw-test-1')))
   const clock = testClock()
-  const app = await buildApp({ config, database, gatewayKeys, clock, logger: false })
+  // Logged as in production, to a file the privacy check reads after the suite (test/log-privacy.ts).
+  const app = await buildApp({ config, database, gatewayKeys, clock, logFile: testLogFile() })
   t.teardown(() => app.close())
   const service = createPrincipalsService(createPrincipalsRepository(database.db))
   return {

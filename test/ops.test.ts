@@ -24,7 +24,7 @@ t.test('healthz, readyz, metrics and the JWKS answer without a signature', async
 t.test('readyz is not ready on a database without migrations', async (t) => {
   const database = await openDatabase({})
   t.teardown(() => database.close())
-  const app = await buildApp({ config: loadConfig({ LOG_LEVEL: 'silent' }), database, gatewayKeys: gatewayKeysFromJson(JSON.stringify(generateGatewayJwk())), logger: false }).catch((e: Error) => e)
+  const app = await buildApp({ config: loadConfig({ LOG_LEVEL: 'silent', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0' }), database, gatewayKeys: gatewayKeysFromJson(JSON.stringify(generateGatewayJwk())), logger: false }).catch((e: Error) => e)
   // Without migrations the principals tables do not exist; the app still builds, and readiness says why.
   if (app instanceof Error) return t.fail(app.message)
   t.teardown(() => app.close())
@@ -36,7 +36,7 @@ t.test('readyz is not ready on a database without migrations', async (t) => {
 t.test('a rotated gateway key set publishes old and new keys and signs with the first', async (t) => {
   const database = await createTestDatabase(t)
   const keys = gatewayKeysFromJson(JSON.stringify({ keys: [generateGatewayJwk('gw-new'), generateGatewayJwk('gw-old')] }))
-  const app = await buildApp({ config: loadConfig({ LOG_LEVEL: 'silent' }), database, gatewayKeys: keys, logger: false })
+  const app = await buildApp({ config: loadConfig({ LOG_LEVEL: 'silent', OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0' }), database, gatewayKeys: keys, logger: false })
   t.teardown(() => app.close())
   const jwks = (await app.inject('/.well-known/jwks.json')).json()
   t.same(jwks.keys.map((k: { kid: string }) => k.kid), ['gw-new', 'gw-old'])

@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Test } from 'tap'
 import { projectPath } from '../src/infra/paths.js'
+import { testLogFile } from './helper.js'
 
 /** How long a child may take to log "listening on" (tsx compiles on the fly). */
 const START_TIMEOUT_MS = 20_000
@@ -62,7 +63,9 @@ export async function startGateway(t: Test, name: string, env: GatewayEnv): Prom
   delete childEnv.NODE_OPTIONS
   delete childEnv.NODE_V8_COVERAGE
   Object.assign(childEnv, {
-    PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SEED_DEMO: 'false', DATA_DIR: dataDir, ...env,
+    PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SEED_DEMO: 'false', DATA_DIR: dataDir,
+    // Load shedding off unless a test asks: two cores running the whole suite lag every loop now and then.
+    OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0', ...env,
   })
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: projectPath('.'), env: childEnv, stdio: ['ignore', 'pipe', 'pipe'],
@@ -70,7 +73,10 @@ export async function startGateway(t: Test, name: string, env: GatewayEnv): Prom
   alive.add(child)
 
   const lines: string[] = []
-  const keep = (line: string) => { lines.push(line); if (lines.length > KEEP_LOG_LINES) lines.shift() }
+  // Every line also goes to the suite's log directory, which the privacy check reads (test/log-privacy.ts).
+  const logCopy = createWriteStream(testLogFile(`child-${name}-${child.pid}`), { flags: 'a' })
+  child.once('exit', () => logCopy.end())
+  const keep = (line: string) => { logCopy.write(`${line}\n`); lines.push(line); if (lines.length > KEEP_LOG_LINES) lines.shift() }
   const log = () => lines.join('\n')
 
   let stopping: Promise<void> | undefined

@@ -120,7 +120,18 @@ t.test('cross-tenant: another court’s listing, another agency’s receipt and 
   t.equal(receipt.statusCode, 404, 'another agency’s receipt does not exist for this one')
   const feedback = await gw.signed(other, 'POST', '/v1/feedback', { receiptId: hit.receiptId, action: 'restricted', measures: ['CAAC-AIR'] })
   t.equal(feedback.statusCode, 404)
-  t.same(await domainState(gw), before, 'nothing changed')
+  // Projection is the profile's, never the caller's: asking for more fields is invalid or ignored.
+  const idNumber = (personListing(1).subject as { idNumber: string }).idNumber
+  const askedInBody = await gw.signed(caac, 'POST', '/v1/match', { idNumber, scenario: 'TICKET_AIR', fields: ['idNumber', 'caseNumber'] })
+  t.equal(askedInBody.statusCode, 400, 'a fields list in the match body is refused')
+  t.equal(askedInBody.json().code, 'request.validation')
+  const askedInQuery = await gw.signed(caac, 'POST', '/v1/match?fields=idNumber,caseNumber', { idNumber, scenario: 'TICKET_AIR' })
+  if (askedInQuery.statusCode === 200) {
+    const subject = JSON.stringify(askedInQuery.json().listings ?? askedInQuery.json())
+    t.notOk(subject.includes(idNumber), 'a fields query does not widen the projection')
+    t.notOk(subject.includes('caseNumber'), 'a field outside the profile stays absent')
+  } else t.equal(askedInQuery.statusCode, 400, 'a fields query is refused')
+  t.same({ ...(await domainState(gw)), matchAudit: 0 }, { ...before, matchAudit: 0 }, 'nothing changed')
   const audited = (await refusals(gw)).slice(refusedBefore)
   t.same(audited.map((r) => [r.principal_id, r.result.code]), [['court-b', 'listings.cross_court_write']], 'the 403 is audited with the court that tried')
 })

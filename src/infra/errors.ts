@@ -29,7 +29,7 @@ export function createErrorFactory(module: string) {
 
 const TITLES: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed',
-  409: 'Conflict', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content',
+  409: 'Conflict', 413: 'Payload Too Large', 414: 'URI Too Long', 415: 'Unsupported Media Type', 422: 'Unprocessable Content',
   429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
 }
 
@@ -64,6 +64,17 @@ const FASTIFY_CODES: Record<string, [number, string]> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'request.bad_content_length'],
   FST_ERR_BAD_URL: [400, 'request.bad_url'],
   FST_ERR_ASYNC_CONSTRAINT: [400, 'request.bad_url'],
+  FST_ERR_MAX_PARAM_LENGTH: [414, 'request.uri_too_long'],
+}
+
+/**
+ * Fastify's `frameworkErrors` option (app.ts): a URL it cannot decode or a path parameter longer
+ * than `maxParamLength` is refused by the router before any route or error handler runs, and
+ * without this answered as plain `application/json` with Fastify's own shape.
+ */
+export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const [status, code] = (err.code ? FASTIFY_CODES[err.code] : undefined) ?? [400, 'request.invalid']
+  return sendProblem(reply, problem(status, code, err.message, { instance: request.id }))
 }
 
 function validationField(err: FastifyError): string | undefined {
@@ -74,6 +85,37 @@ function validationField(err: FastifyError): string | undefined {
   return typeof extra === 'string' ? `${base}.${extra}` : base
 }
 
+/**
+ * Error codes that mean the database cannot be reached right now, not that the request was wrong:
+ * postgres.js's own connection errors, the socket's, and the SQLSTATEs of a server shutting down,
+ * starting up, out of connections or a broken connection (class 08).
+ */
+const DATABASE_UNAVAILABLE_CODES = new Set([
+  'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT',
+  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND',
+  '57P01', '57P02', '57P03', '53300',
+])
+
+/**
+ * Whether `err` (or an error it wraps: drizzle wraps the driver's error in `cause`) says the database
+ * is unavailable, so the caller should retry (503) rather than being told of an internal error.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  let e = err as { code?: unknown; errno?: unknown; cause?: unknown } | null | undefined
+  for (let depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    const code = typeof e.code === 'string' ? e.code : undefined
+    if (code && (DATABASE_UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true
+    // An AggregateError (several addresses refused) carries its causes in `errors`.
+    const inner = (e as { errors?: unknown[] }).errors
+    if (Array.isArray(inner) && inner.some((x) => isDatabaseUnavailable(x))) return true
+    e = e.cause as typeof e
+  }
+  return false
+}
+
+/** Seconds a caller is asked to wait (Retry-After) when the database is unavailable. */
+export const UNAVAILABLE_RETRY_AFTER_SECONDS = 1
+
 export function sendProblem(reply: FastifyReply, p: Problem, headers: Record<string, string> = {}) {
   return reply.code(p.status).headers(headers).type('application/problem+json').send(p)
 }
@@ -83,7 +125,9 @@ export function registerErrorHandling(app: FastifyInstance) {
   app.setErrorHandler((err: FastifyError | AppError, request: FastifyRequest, reply: FastifyReply) => {
     const instance = request.id
     if (err instanceof AppError) {
-      if (err.status >= 500) request.log.error({ err, principal: request.principal?.id }, err.code)
+      // A 503 is expected while the database restarts (one line per refused request): a warning.
+      if (err.status === 503) request.log.warn({ err, principal: request.principal?.id }, err.code)
+      else if (err.status >= 500) request.log.error({ err, principal: request.principal?.id }, err.code)
       const detail = err.expose ? err.message : 'internal error'
       return sendProblem(reply, problem(err.status, err.code, detail, { field: err.extra.field, errors: err.extra.errors, instance }), err.extra.headers)
     }
@@ -98,9 +142,15 @@ export function registerErrorHandling(app: FastifyInstance) {
     if (status >= 400 && status < 500) {
       return sendProblem(reply, problem(status, 'request.invalid', err.message, { instance }))
     }
+    const retryAfter = { 'retry-after': String(UNAVAILABLE_RETRY_AFTER_SECONDS) }
+    if (isDatabaseUnavailable(err)) {
+      // Expected while PostgreSQL restarts or fails over: a warning, and a 503 the caller retries.
+      request.log.warn({ err, principal: request.principal?.id }, 'database unavailable')
+      return sendProblem(reply, problem(503, 'service.unavailable', 'the database is unavailable; retry shortly', { instance }), retryAfter)
+    }
     request.log.error({ err, principal: request.principal?.id }, 'unhandled error')
     const unavailable = status === 503
-    return sendProblem(reply, problem(unavailable ? 503 : 500, unavailable ? 'service.unavailable' : 'internal.error', 'internal error', { instance }))
+    return sendProblem(reply, problem(unavailable ? 503 : 500, unavailable ? 'service.unavailable' : 'internal.error', 'internal error', { instance }), unavailable ? retryAfter : {})
   })
 
   app.setNotFoundHandler((request, reply) => {

@@ -27,6 +27,14 @@ const PAGE_HEADERS: Record<string, string> = {
 export async function webPages(app: FastifyInstance, opts: { root?: string } = {}) {
   const root = opts.root ?? WEB_ROOT
   app.get('/', { schema: { hide: true } }, (_req, reply) => reply.redirect('/portal/', 302))
+  // Our own redirects for the page folders without their slash (the query kept): @fastify/static's
+  // (redirect: true) answered some fuzzed requests twice ("Reply was already sent").
+  for (const page of WEB_PAGES) {
+    app.get(`/${page}`, { schema: { hide: true } }, (req, reply) => {
+      const q = req.url.indexOf('?')
+      return reply.redirect(`/${page}/${q < 0 ? '' : req.url.slice(q)}`, 301)
+    })
+  }
   if (!WEB_PAGES.every((page) => existsSync(join(root, page, 'index.html')))) {
     app.log.warn({ root }, 'web pages not built (npm run build:web): /portal/ and /console/ answer 503')
     for (const page of WEB_PAGES) {
@@ -42,7 +50,7 @@ export async function webPages(app: FastifyInstance, opts: { root?: string } = {
     // Only the files present at start-up get routes; any other path falls through to route.not_found.
     wildcard: false,
     decorateReply: false,
-    redirect: true,
+    redirect: false,
     index: ['index.html'],
     serveDotFiles: false,
     setHeaders(reply, path) {

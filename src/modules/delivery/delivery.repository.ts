@@ -76,13 +76,28 @@ export function createDeliveryRepository(database: Database) {
       return rows.map((r) => ({ ...r, at: date(r.at) }))
     },
 
-    /** Moves the cursor (only while this worker holds the lease) and records the outcome. */
-    async settle(id: string, worker: string, patch: { ackedSeq: string; attempts: number; failingSince: Date | null; nextAttemptAt: Date; lastError: string | null; pause: boolean; now: Date }): Promise<void> {
-      await database.query(
-        `UPDATE subscriptions SET acked_seq = $3, attempts = $4, failing_since = $5, next_attempt_at = $6, last_error = $7,
+    /**
+     * Before each POST: extends this worker's lease to `leaseUntil` and records the cursor reached so
+     * far (what the receiver acknowledged), so that a process taking over later repeats at most the
+     * POST in flight. False when the lease is no longer this worker's (another process took the
+     * subscription over once the lease ran out on its clock, or it was deleted): the pass must stop.
+     */
+    async renewLease(id: string, worker: string, leaseUntil: Date, ackedSeq: string): Promise<boolean> {
+      return (await database.query('UPDATE subscriptions SET lease_until = $3, acked_seq = GREATEST(acked_seq, $4::bigint) WHERE id = $1 AND leased_by = $2 RETURNING 1',
+        [id, worker, leaseUntil.toISOString(), ackedSeq], { prepare: true })).length > 0
+    },
+
+    /**
+     * Moves the cursor and records the outcome, releasing the lease, only while this worker still holds
+     * it (false otherwise: nothing written, so a pass that lost its lease never overwrites the other
+     * process's state). The cursor never moves backwards.
+     */
+    async settle(id: string, worker: string, patch: { ackedSeq: string; attempts: number; failingSince: Date | null; nextAttemptAt: Date; lastError: string | null; pause: boolean; now: Date }): Promise<boolean> {
+      return (await database.query(
+        `UPDATE subscriptions SET acked_seq = GREATEST(acked_seq, $3::bigint), attempts = $4, failing_since = $5, next_attempt_at = $6, last_error = $7,
            status = CASE WHEN $8 THEN 'paused' ELSE status END, lease_until = NULL, leased_by = NULL, updated_at = $9
-         WHERE id = $1 AND leased_by = $2`,
-        [id, worker, patch.ackedSeq, patch.attempts, patch.failingSince?.toISOString() ?? null, patch.nextAttemptAt.toISOString(), patch.lastError, patch.pause, patch.now.toISOString()])
+         WHERE id = $1 AND leased_by = $2 RETURNING 1`,
+        [id, worker, patch.ackedSeq, patch.attempts, patch.failingSince?.toISOString() ?? null, patch.nextAttemptAt.toISOString(), patch.lastError, patch.pause, patch.now.toISOString()])).length > 0
     },
 
     async recordAttempt(a: { subscriptionId: string; seq: string; at: Date; httpStatus: number | null; ok: boolean; error: string | null; ms: number }): Promise<void> {

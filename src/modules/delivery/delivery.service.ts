@@ -18,11 +18,17 @@ export interface DeliveryOptions {
   /** A subscription failing this long is paused; it resumes from its last acknowledged event. */
   pauseAfterSeconds: number
   pollMs: number
+  /**
+   * How long a lease on a subscription lasts from its last renewal (before each POST); it must exceed
+   * `timeoutMs` (config.ts checks it by LEASE_MARGIN_MS), so that a live process's lease never runs out
+   * while one of its POSTs is in flight. 60 s when unset.
+   */
+  leaseSeconds?: number
 }
 export interface SubscriptionInput { url: string; eventKinds?: string[]; listKinds?: string[]; afterSeq?: number; principalId?: string }
 
 const BATCH = 100
-const LEASE_MS = 60_000
+const DEFAULT_LEASE_SECONDS = 60
 const CONCURRENCY = 8
 const MAX_PER_PASS = 200
 
@@ -32,6 +38,12 @@ function toDto(s: SubscriptionRow) {
     ackedSeq: Number(s.acked_seq), attempts: s.attempts, failingSince: s.failing_since?.toISOString() ?? null,
     nextAttemptAt: s.next_attempt_at.toISOString(), lastError: s.last_error, createdAt: s.created_at.toISOString(),
   }
+}
+
+/** Settles with the promise, or rejects with the signal's reason (a TimeoutError) once it aborts. */
+function withDeadline<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return Promise.race([promise, new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))])
 }
 
 /**
@@ -49,6 +61,7 @@ export function createDeliveryService(deps: {
   const { repo, clock, options } = deps
   const worker = randomUUID()
   const now = () => new Date(clock.nowMs())
+  const leaseMs = (options.leaseSeconds ?? DEFAULT_LEASE_SECONDS) * 1000
   let timer: NodeJS.Timeout | undefined
   let running: Promise<number> | undefined
   let stopped = false
@@ -70,16 +83,19 @@ export function createDeliveryService(deps: {
   /** One POST; resolves to the outcome, never throws. */
   async function post(s: SubscriptionRow, e: EventRow, principal: Principal): Promise<{ ok: boolean; status: number | null; error: string | null; ms: number }> {
     const started = performance.now()
+    // One deadline for the whole attempt, the destination check included: the lease renewed before it
+    // outlasts it (a name that takes long to resolve must not hold the POST past the lease).
+    const signal = AbortSignal.timeout(options.timeoutMs)
     const body = Buffer.from(JSON.stringify({
       subscriptionId: s.id,
       event: { seq: Number(e.seq), kind: e.kind, listingId: e.listing_id, version: e.version, at: e.at.toISOString(), listing: projectListing(e.listing, principal.profile, principal.kind) },
     }))
     try {
       const url = parseWebhookUrl(s.url)
-      await checkDestination(url) // again at delivery: a name may resolve elsewhere now
+      await withDeadline(checkDestination(url), signal) // again at delivery: a name may resolve elsewhere now
       const signature = await deps.gatewayKeys.signDetached(body, { iat: nowSeconds(clock), sub: s.id, seq: Number(e.seq) })
       const res = await fetch(url, {
-        method: 'POST', body, redirect: 'manual', signal: AbortSignal.timeout(options.timeoutMs),
+        method: 'POST', body, redirect: 'manual', signal,
         headers: { 'content-type': 'application/json', 'x-gw-signature': signature, 'x-gw-event-seq': e.seq, 'x-gw-subscription': s.id },
       })
       await res.arrayBuffer().catch(() => undefined)
@@ -90,16 +106,24 @@ export function createDeliveryService(deps: {
     }
   }
 
-  /** Delivers what is due for one leased subscription; returns the events delivered. */
+  /**
+   * Delivers what is due for one leased subscription; returns the events delivered. The lease is
+   * renewed before each POST, with the cursor reached so far, so it always outlasts the POST in flight
+   * (WEBHOOK_TIMEOUT_MS < lease, config.ts). A renewal that misses means another process has taken
+   * the subscription over (the lease ran out on its clock: a stalled process, a skewed clock): the
+   * pass stops at once, before posting again, and settles nothing, the lease no longer being ours.
+   */
   async function deliver(s: SubscriptionRow): Promise<number> {
     const principal = await deps.principalOf(s.principal_id)
     let acked = s.acked_seq
     let delivered = 0
     let failure: { error: string } | undefined
+    let lost = false
     if (principal && principal.status === 'active') {
       const wanted = (e: EventRow) => s.event_kinds.includes(e.kind) && s.list_kinds.includes(e.list_kind) && (principal.profile.lists ?? []).includes(e.list_kind as 'dishonest')
       for (const e of await repo.eventsAfter(acked, BATCH)) {
         if (wanted(e)) {
+          if (!(await repo.renewLease(s.id, worker, new Date(clock.nowMs() + leaseMs), acked))) { lost = true; break }
           const at = now()
           const outcome = await post(s, e, principal)
           await repo.recordAttempt({ subscriptionId: s.id, seq: e.seq, at, httpStatus: outcome.status, ok: outcome.ok, error: outcome.error, ms: outcome.ms })
@@ -111,16 +135,26 @@ export function createDeliveryService(deps: {
     } else {
       failure = { error: `principal ${s.principal_id} is not active` }
     }
+    if (lost) {
+      // What the receiver acknowledged before the last renewal is in the cursor already; the POST that
+      // was in flight when the lease went is the other process's to repeat (at least once).
+      deps.log.warn({ subscriptionId: s.id, ackedSeq: acked, delivered }, 'webhook delivery lease lost to another process (or the subscription was removed); this pass stopped')
+      return delivered
+    }
     const at = now()
+    let settled: boolean
     if (!failure) {
-      await repo.settle(s.id, worker, { ackedSeq: acked, attempts: 0, failingSince: null, nextAttemptAt: at, lastError: null, pause: false, now: at })
+      settled = await repo.settle(s.id, worker, { ackedSeq: acked, attempts: 0, failingSince: null, nextAttemptAt: at, lastError: null, pause: false, now: at })
     } else {
       const attempts = s.attempts + 1
       const failingSince = s.failing_since ?? at
       const pause = at.getTime() - failingSince.getTime() >= options.pauseAfterSeconds * 1000
       const nextAttemptAt = new Date(at.getTime() + retryDelayMs(attempts, options.retryBaseMs, options.retryMaxMs))
-      await repo.settle(s.id, worker, { ackedSeq: acked, attempts: delivered > 0 ? 1 : attempts, failingSince: delivered > 0 ? at : failingSince, nextAttemptAt, lastError: failure.error, pause, now: at })
+      settled = await repo.settle(s.id, worker, { ackedSeq: acked, attempts: delivered > 0 ? 1 : attempts, failingSince: delivered > 0 ? at : failingSince, nextAttemptAt, lastError: failure.error, pause, now: at })
     }
+    // Settling writes only while the lease is still ours: one lost during the last POST leaves the
+    // other process's state (and cursor) alone.
+    if (!settled) deps.log.warn({ subscriptionId: s.id, ackedSeq: acked, delivered }, 'webhook delivery lease lost to another process (or the subscription was removed) before settling; nothing written')
     return delivered
   }
 
@@ -132,7 +166,7 @@ export function createDeliveryService(deps: {
     const lane = async () => {
       while (!stopped && served.length < MAX_PER_PASS) {
         const at = now()
-        const s = await repo.leaseDue(worker, at, new Date(at.getTime() + LEASE_MS), served)
+        const s = await repo.leaseDue(worker, at, new Date(at.getTime() + leaseMs), served)
         if (!s) return
         served.push(s.id)
         const delivered = await deliver(s) // read total only after the await: lanes run interleaved
