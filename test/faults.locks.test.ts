@@ -38,6 +38,8 @@ import postgres from 'postgres'
 import t from 'tap'
 import { signRequest, type KeyFile } from '../src/client/gw1-client.js'
 import { generateGatewayJwk } from '../src/infra/gateway-keys.js'
+import { CHANGE_LOG_LOCK } from '../src/modules/listings/listings.repository.js'
+import { SCHEDULER_LOCK } from '../src/modules/listings/listings.service.js'
 import { generatePrincipalKey } from '../src/modules/principals/principals.keygen.js'
 import type { PrincipalProfile, Scope } from '../src/modules/principals/principals.models.js'
 import { createPrincipalsRepository } from '../src/modules/principals/principals.repository.js'
@@ -47,9 +49,6 @@ import { createTestDatabase } from './helper.js'
 import { startGateway, type GatewayProcess } from './processes.js'
 
 const GATEWAY_ID = 'gw-faults-locks'
-/** src/modules/listings/listings.repository.ts CHANGE_LOG_LOCK and listings.service.ts SCHEDULER_LOCK. */
-const CHANGE_LOG_LOCK = 7_210_002
-const SCHEDULER_LOCK = 7_210_003
 const SCHEDULER_INTERVAL_SECONDS = 1
 /** Past the lease (or the scheduler interval), how long B may take: its poll, a busy 2-core machine. */
 const SLACK_MS = 5_000

@@ -5,7 +5,7 @@ import { listingEvents, listings, type ListingEventRow, type ListingRow } from '
 /** NOTIFY channel announcing new change-log events (payload: the highest new seq). */
 export const LISTING_EVENTS_CHANNEL = 'listing_events'
 /** Serializes change-log appends so that sequence order is commit order (DESIGN.md "One truth"). */
-const CHANGE_LOG_LOCK = 7_210_002
+export const CHANGE_LOG_LOCK = 7_210_002
 
 export type EventKind = ListingEventRow['kind']
 export interface NewEvent { listingId: string; kind: EventKind; version: number; courtCode: string; listKind: string; listing: Record<string, unknown>; actor: string; requestId?: string | null }

@@ -14,7 +14,8 @@ import { listingView, projectListing } from './listings.view.js'
 export const MAX_PUSH_ITEMS = 10_000
 /** Listings expired or published per scheduler transaction. */
 const SCHEDULER_BATCH = 500
-const SCHEDULER_LOCK = 7_210_003
+/** Advisory lock key: one process at a time runs the expiry / publication pass. */
+export const SCHEDULER_LOCK = 7_210_003
 
 export type PushStatus = 'created' | 'updated' | 'unchanged' | 'rejected'
 export interface PushResult {
