@@ -16,12 +16,9 @@ import { signRequest, type KeyFile } from '../src/client/gw1-client.js'
 import { LISTINGS_FILE, readListings, readState, STATE_FILE, sync, syncOnce } from '../src/client/sync.js'
 import { generateGatewayJwk, gatewayKeysFromJson } from '../src/infra/gateway-keys.js'
 import { projectPath } from '../src/infra/paths.js'
-import { generatePrincipalKey } from '../src/modules/principals/principals.keygen.js'
-import type { PrincipalProfile, Scope } from '../src/modules/principals/principals.models.js'
-import { createPrincipalsRepository } from '../src/modules/principals/principals.repository.js'
-import { createPrincipalsService } from '../src/modules/principals/principals.service.js'
 import { entityListing, personListing } from './factories.js'
 import { createTestDatabase } from './helper.js'
+import { registerPrincipal } from './principal-setup.js'
 import { startGateway } from './processes.js'
 
 const GATEWAY_ID = 'gw-client-sync'
@@ -53,15 +50,9 @@ if (!process.env.TEST_DATABASE_URL) {
   t.plan(0, 'TEST_DATABASE_URL is not set: the gateway process and the test share a PostgreSQL database (the embedded PGlite cannot be shared)')
 } else {
   const database = await createTestDatabase(t)
-  const principals = createPrincipalsService(createPrincipalsRepository(database.db))
-  async function register(id: string, kind: 'agency' | 'court', scopes: Scope[], extra: { courtCode?: string; profile?: PrincipalProfile } = {}): Promise<KeyFile> {
-    const { keyFile, publicJwk } = await generatePrincipalKey(id)
-    await principals.create({ principalId: 'client-sync-test' }, { id, kind, name: id, scopes, keys: [publicJwk], ...extra })
-    return keyFile
-  }
-  const court = await register('court-sync', 'court', ['listings:write'], { courtCode: '京0105' })
+  const court = await registerPrincipal(database.db, 'court-sync', 'court', ['listings:write'], { courtCode: '京0105' })
   // Sees the dishonest list only, with names and amounts: restricted listings must never reach its copy.
-  const agency = await register('agency-sync', 'agency', ['changes:read'], { profile: { lists: ['dishonest'], fields: ['name', 'amountOutstanding'] } })
+  const agency = await registerPrincipal(database.db, 'agency-sync', 'agency', ['changes:read'], { profile: { lists: ['dishonest'], fields: ['name', 'amountOutstanding'] } })
 
   const gatewayJwk = generateGatewayJwk('gw-client-sync-1')
   const gatewayKeys = gatewayKeysFromJson(JSON.stringify(gatewayJwk))

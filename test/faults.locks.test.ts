@@ -40,12 +40,9 @@ import { signRequest, type KeyFile } from '../src/client/gw1-client.js'
 import { generateGatewayJwk } from '../src/infra/gateway-keys.js'
 import { CHANGE_LOG_LOCK } from '../src/modules/listings/listings.repository.js'
 import { SCHEDULER_LOCK } from '../src/modules/listings/listings.service.js'
-import { generatePrincipalKey } from '../src/modules/principals/principals.keygen.js'
-import type { PrincipalProfile, Scope } from '../src/modules/principals/principals.models.js'
-import { createPrincipalsRepository } from '../src/modules/principals/principals.repository.js'
-import { createPrincipalsService } from '../src/modules/principals/principals.service.js'
 import { personListing } from './factories.js'
 import { createTestDatabase } from './helper.js'
+import { registerPrincipal } from './principal-setup.js'
 import { startGateway, type GatewayProcess } from './processes.js'
 
 const GATEWAY_ID = 'gw-faults-locks'
@@ -70,14 +67,8 @@ if (!process.env.TEST_DATABASE_URL) {
   t.test('the other process takes over the expiry lock and the delivery lease of a killed one', async (t) => {
     const testStart = performance.now()
     const database = await createTestDatabase(t)
-    const service = createPrincipalsService(createPrincipalsRepository(database.db))
-    async function register(id: string, kind: 'agency' | 'court', scopes: Scope[], extra: { courtCode?: string; profile?: PrincipalProfile } = {}): Promise<KeyFile> {
-      const key = await generatePrincipalKey(id)
-      await service.create({ principalId: 'faults-test' }, { id, kind, name: id, scopes, keys: [key.publicJwk], ...extra })
-      return key.keyFile
-    }
-    const court = await register('court-locks', 'court', ['listings:write'], { courtCode: '京0105' })
-    const agency = await register('agency-locks', 'agency', ['changes:read'], { profile: { lists: ['dishonest'], fields: ['name'] } })
+    const court = await registerPrincipal(database.db, 'court-locks', 'court', ['listings:write'], { courtCode: '京0105' })
+    const agency = await registerPrincipal(database.db, 'agency-locks', 'agency', ['changes:read'], { profile: { lists: ['dishonest'], fields: ['name'] } })
 
     // --- the webhook receiver: records every POST; can hold one unanswered ------------------------------
     const deliveries: Delivery[] = []

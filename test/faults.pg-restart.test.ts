@@ -20,12 +20,9 @@ import { openDatabase } from '../src/infra/db.js'
 import { generateGatewayJwk, gatewayKeysFromJson } from '../src/infra/gateway-keys.js'
 import { migrate } from '../src/infra/migrate.js'
 import { verifyAuditTrail, formatAuditReport } from '../src/modules/audit/audit.verify.js'
-import { generatePrincipalKey } from '../src/modules/principals/principals.keygen.js'
-import type { PrincipalProfile } from '../src/modules/principals/principals.models.js'
-import { createPrincipalsRepository } from '../src/modules/principals/principals.repository.js'
-import { createPrincipalsService } from '../src/modules/principals/principals.service.js'
 import { caseNumber, personId, personListing } from './factories.js'
 import { privateClusterUnavailable, startPrivateCluster } from './pg-cluster.js'
+import { registerPrincipal } from './principal-setup.js'
 import { startGateway } from './processes.js'
 
 const GATEWAY_ID = 'gw-faults-pg-restart'
@@ -81,14 +78,8 @@ if (why) {
     t.teardown(() => database.close())
     await migrate(database)
 
-    const service = createPrincipalsService(createPrincipalsRepository(database.db))
-    async function register(id: string, kind: 'agency' | 'court', scopes: ('match' | 'listings:write')[], extra: { courtCode?: string; profile?: PrincipalProfile } = {}): Promise<KeyFile> {
-      const key = await generatePrincipalKey(id)
-      await service.create({ principalId: 'faults-test' }, { id, kind, name: id, scopes, keys: [key.publicJwk], ...extra })
-      return key.keyFile
-    }
-    const court = await register('court-faults', 'court', ['listings:write'], { courtCode: '京0105' })
-    const agency = await register('agency-faults', 'agency', ['match'], { profile: { lists: ['dishonest'], rateLimit: { max: 10_000, timeWindowSeconds: 1 } } })
+    const court = await registerPrincipal(database.db, 'court-faults', 'court', ['listings:write'], { courtCode: '京0105' })
+    const agency = await registerPrincipal(database.db, 'agency-faults', 'agency', ['match'], { profile: { lists: ['dishonest'], rateLimit: { max: 10_000, timeWindowSeconds: 1 } } })
 
     const gatewayJwk = generateGatewayJwk('gw-faults-1')
     const jwks = gatewayKeysFromJson(JSON.stringify(gatewayJwk)).jwks

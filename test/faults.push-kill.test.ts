@@ -22,12 +22,9 @@ import t from 'tap'
 import { signRequest, type KeyFile } from '../src/client/gw1-client.js'
 import { generateGatewayJwk, gatewayKeysFromJson } from '../src/infra/gateway-keys.js'
 import { formatAuditReport, verifyAuditTrail } from '../src/modules/audit/audit.verify.js'
-import { generatePrincipalKey } from '../src/modules/principals/principals.keygen.js'
-import type { PrincipalProfile } from '../src/modules/principals/principals.models.js'
-import { createPrincipalsRepository } from '../src/modules/principals/principals.repository.js'
-import { createPrincipalsService } from '../src/modules/principals/principals.service.js'
 import { caseNumber, personId, personListing } from './factories.js'
 import { createTestDatabase } from './helper.js'
+import { registerPrincipal } from './principal-setup.js'
 import { startGateway, type GatewayProcess } from './processes.js'
 
 const GATEWAY_ID = 'gw-faults-push-kill'
@@ -60,14 +57,8 @@ if (!process.env.TEST_DATABASE_URL) {
   t.test('a push survives the gateway process being killed mid-push', async (t) => {
     const testStart = performance.now()
     const database = await createTestDatabase(t)
-    const service = createPrincipalsService(createPrincipalsRepository(database.db))
-    async function register(id: string, kind: 'agency' | 'court', scopes: ('match' | 'listings:write')[], extra: { courtCode?: string; profile?: PrincipalProfile } = {}): Promise<KeyFile> {
-      const key = await generatePrincipalKey(id)
-      await service.create({ principalId: 'faults-test' }, { id, kind, name: id, scopes, keys: [key.publicJwk], ...extra })
-      return key.keyFile
-    }
-    const court = await register('court-push-kill', 'court', ['listings:write'], { courtCode: '京0105', profile: { rateLimit: { max: 1000, timeWindowSeconds: 1 } } })
-    const agency = await register('agency-push-kill', 'agency', ['match'], { profile: { lists: ['dishonest'], rateLimit: { max: 1000, timeWindowSeconds: 1 } } })
+    const court = await registerPrincipal(database.db, 'court-push-kill', 'court', ['listings:write'], { courtCode: '京0105', profile: { rateLimit: { max: 1000, timeWindowSeconds: 1 } } })
+    const agency = await registerPrincipal(database.db, 'agency-push-kill', 'agency', ['match'], { profile: { lists: ['dishonest'], rateLimit: { max: 1000, timeWindowSeconds: 1 } } })
 
     const gatewayJwk = generateGatewayJwk('gw-push-kill-1')
     const jwks = gatewayKeysFromJson(JSON.stringify(gatewayJwk)).jwks

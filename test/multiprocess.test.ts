@@ -11,11 +11,9 @@ import t from 'tap'
 import { GatewayClient, signRequest, verifyResponseSignature, type KeyFile } from '../src/client/gw1-client.js'
 import { generateGatewayJwk, gatewayKeysFromJson } from '../src/infra/gateway-keys.js'
 import { generatePrincipalKey } from '../src/modules/principals/principals.keygen.js'
-import { createPrincipalsRepository } from '../src/modules/principals/principals.repository.js'
-import { createPrincipalsService } from '../src/modules/principals/principals.service.js'
-import type { PrincipalProfile } from '../src/modules/principals/principals.models.js'
 import { personId, personListing } from './factories.js'
 import { ADMIN_SCOPES, createTestDatabase } from './helper.js'
+import { registerPrincipal, registerPrincipalKeys } from './principal-setup.js'
 import { startGateway, type GatewayProcess } from './processes.js'
 
 const GATEWAY_ID = 'gw-multiprocess'
@@ -71,13 +69,7 @@ if (!process.env.TEST_DATABASE_URL) {
   t.plan(0, 'TEST_DATABASE_URL is not set: two gateway processes need a shared PostgreSQL (the embedded PGlite cannot be shared)')
 } else {
   const database = await createTestDatabase(t)
-  const service = createPrincipalsService(createPrincipalsRepository(database.db))
-  async function register(id: string, kind: 'admin' | 'agency' | 'court', scopes: typeof ADMIN_SCOPES, keyCount = 1, extra: { courtCode?: string; profile?: PrincipalProfile } = {}): Promise<KeyFile[]> {
-    const keys = await Promise.all(Array.from({ length: keyCount }, () => generatePrincipalKey(id)))
-    await service.create({ principalId: 'multiprocess-test' }, { id, kind, name: id, scopes, keys: keys.map((k) => k.publicJwk), ...extra })
-    return keys.map((k) => k.keyFile)
-  }
-  const [admin] = await register('admin-mp', 'admin', ADMIN_SCOPES) as [KeyFile]
+  const admin = await registerPrincipal(database.db, 'admin-mp', 'admin', ADMIN_SCOPES)
 
   const gatewayJwk = generateGatewayJwk('gw-multiprocess-1')
   const expectedJwks = gatewayKeysFromJson(JSON.stringify(gatewayJwk)).jwks
@@ -105,7 +97,7 @@ if (!process.env.TEST_DATABASE_URL) {
   })
 
   t.test('a key retired through one process is refused by the other within 1 s', async (t) => {
-    const [oldKey, newKey] = await register('agency-retire', 'agency', ['match'], 2) as [KeyFile, KeyFile]
+    const [oldKey, newKey] = await registerPrincipalKeys(database.db, 'agency-retire', 'agency', ['match'], 2) as [KeyFile, KeyFile]
     // B caches the key (and A too) before the retirement.
     for (const gw of [b, a, b]) {
       const r = await call(gw, oldKey, 'GET', '/v1/whoami')
@@ -210,8 +202,8 @@ if (!process.env.TEST_DATABASE_URL) {
   })
 
   t.test('a listing pushed or removed through one process changes match results on the other within 1 s', async (t) => {
-    const [court] = await register('court-mp', 'court', ['listings:write'], 1, { courtCode: '京0105' }) as [KeyFile]
-    const [agency] = await register('agency-mp', 'agency', ['match'], 1, { profile: { lists: ['dishonest'] } }) as [KeyFile]
+    const court = await registerPrincipal(database.db, 'court-mp', 'court', ['listings:write'], { courtCode: '京0105' })
+    const agency = await registerPrincipal(database.db, 'agency-mp', 'agency', ['match'], { profile: { lists: ['dishonest'] } })
     const idNumber = personId(4242)
     const matchedOnB = async () => (await call(b, agency, 'POST', '/v1/match', { idNumber })).body.matched === true
     t.equal(await matchedOnB(), false, 'not listed yet')
@@ -230,8 +222,8 @@ if (!process.env.TEST_DATABASE_URL) {
   })
 
   t.test('an appeal accepted with a correction through one process shows in match results on the other within 1 s', async (t) => {
-    const [court] = await register('court-mp-appeals', 'court', ['listings:write', 'appeals:review'], 1, { courtCode: '京0106' }) as [KeyFile]
-    const [agency] = await register('agency-mp-appeals', 'agency', ['match'], 1, { profile: { lists: ['dishonest'], fields: ['name', 'amountOutstanding'] } }) as [KeyFile]
+    const court = await registerPrincipal(database.db, 'court-mp-appeals', 'court', ['listings:write', 'appeals:review'], { courtCode: '京0106' })
+    const agency = await registerPrincipal(database.db, 'agency-mp-appeals', 'agency', ['match'], { profile: { lists: ['dishonest'], fields: ['name', 'amountOutstanding'] } })
     const idNumber = personId(4343)
     const push = await call(a, court, 'POST', '/v1/listings', { items: [personListing(4343, { caseNumber: '（2025）京0106执4343号', courtName: '北京市丰台区人民法院', publishedOn: '2025-06-01' })] })
     t.equal(push.body.summary?.created, 1, `${push.raw}`)
