@@ -12,11 +12,9 @@ import type { Clock } from '../src/infra/clock.js'
 import { openDatabase, type Database } from '../src/infra/db.js'
 import { gatewayKeysFromJson, generateGatewayJwk, type GatewayKeys } from '../src/infra/gateway-keys.js'
 import { migrate } from '../src/infra/migrate.js'
-import type { KeyAlg, PrincipalKind, PrincipalProfile, Scope } from '../src/modules/principals/principals.models.js'
-import { generatePrincipalKey } from '../src/modules/principals/principals.keygen.js'
-import { createPrincipalsRepository } from '../src/modules/principals/principals.repository.js'
-import { createPrincipalsService } from '../src/modules/principals/principals.service.js'
+import type { PrincipalKind, Scope } from '../src/modules/principals/principals.models.js'
 import { TEST_LOG_DIR } from './log-privacy.js'
+import { registerPrincipal, type PrincipalExtras } from './principal-setup.js'
 
 export const TEST_AUDIENCE = 'credit-gateway-test'
 
@@ -67,7 +65,7 @@ export interface TestGateway {
   gatewayKeys: GatewayKeys
   clock: ReturnType<typeof testClock>
   /** Registers a principal straight through the service (as the bootstrap CLI does); returns its key file. */
-  addPrincipal(p: { id: string; kind: PrincipalKind; scopes: Scope[]; courtCode?: string; profile?: PrincipalProfile; alg?: KeyAlg }): Promise<KeyFile>
+  addPrincipal(p: { id: string; kind: PrincipalKind; scopes: Scope[] } & PrincipalExtras): Promise<KeyFile>
   /** A correctly signed request through app.inject. */
   signed(key: KeyFile, method: string, url: string, body?: unknown, opts?: { jti?: string; headers?: Record<string, string> }): Promise<LightMyRequestResponse>
   /** A correctly signed request with exactly these body bytes (for malformed or oversized bodies). */
@@ -93,14 +91,9 @@ export async function buildTestGateway(t: Test, env: Record<string, string> = {}
   // Logged as in production, to a file the privacy check reads after the suite (test/log-privacy.ts).
   const app = await buildApp({ config, database, gatewayKeys, clock, logFile: testLogFile() })
   t.teardown(() => app.close())
-  const service = createPrincipalsService(createPrincipalsRepository(database.db))
   return {
     app, database, config, gatewayKeys, clock,
-    async addPrincipal(p) {
-      const { keyFile, publicJwk } = await generatePrincipalKey(p.id, p.alg ?? 'ES256')
-      await service.create({ principalId: 'test' }, { id: p.id, kind: p.kind, name: p.id, scopes: p.scopes, courtCode: p.courtCode, profile: p.profile, keys: [publicJwk] })
-      return keyFile
-    },
+    addPrincipal: ({ id, kind, scopes, ...extra }) => registerPrincipal(database.db, id, kind, scopes, extra),
     async signed(key, method, url, body, opts = {}) {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
       const { authorization } = await signRequest({ method, pathWithQuery: url, body: payload, audience: TEST_AUDIENCE, key, now: Math.floor(clock.nowMs() / 1000), jti: opts.jti })

@@ -14,11 +14,10 @@ import { ImportAbortedError, importListings, ImportFormatError, type ImportForma
 import { createListingsRepository } from '../src/modules/listings/listings.repository.js'
 import { createListingsService } from '../src/modules/listings/listings.service.js'
 import type { Principal } from '../src/modules/principals/principals.models.js'
-import { generatePrincipalKey } from '../src/modules/principals/principals.keygen.js'
 import { createPrincipalsRepository } from '../src/modules/principals/principals.repository.js'
-import { createPrincipalsService } from '../src/modules/principals/principals.service.js'
 import { caseNumber, creditCode, entityListing, personId, personListing } from './factories.js'
 import { buildTestGateway } from './helper.js'
+import { registerPrincipal } from './principal-setup.js'
 
 /** 2026-03-02 12:00 in China: a working Monday. */
 const NOON_2026_03_02 = Date.parse('2026-03-02T04:00:00Z')
@@ -298,14 +297,8 @@ t.test('the CLI imports a file as a court into the embedded database, and refuse
   // Create the principals with the gateway's own code, then close PGlite before the child opens the directory.
   const database = await openConfiguredDatabase(loadConfig({ DATA_DIR: dataDir }))
   try {
-    const principals = createPrincipalsService(createPrincipalsRepository(database.db))
-    for (const p of [
-      { id: COURT, kind: 'court' as const, courtCode: '京0105', scopes: ['listings:write' as const] },
-      { id: 'samr', kind: 'agency' as const, scopes: ['match' as const] },
-    ]) {
-      const { publicJwk } = await generatePrincipalKey(p.id, 'ES256')
-      await principals.create({ principalId: 'test' }, { ...p, name: p.id, keys: [publicJwk] })
-    }
+    await registerPrincipal(database.db, COURT, 'court', ['listings:write'], { courtCode: '京0105' })
+    await registerPrincipal(database.db, 'samr', 'agency', ['match'])
   } finally {
     await database.close()
   }

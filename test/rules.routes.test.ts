@@ -15,12 +15,10 @@ import t, { type Test } from 'tap'
 import { signRequest, type KeyFile } from '../src/client/gw1-client.js'
 import { generateGatewayJwk } from '../src/infra/gateway-keys.js'
 import { projectPath } from '../src/infra/paths.js'
-import { generatePrincipalKey } from '../src/modules/principals/principals.keygen.js'
-import type { PrincipalKind, PrincipalProfile, Scope } from '../src/modules/principals/principals.models.js'
-import { createPrincipalsRepository } from '../src/modules/principals/principals.repository.js'
-import { createPrincipalsService } from '../src/modules/principals/principals.service.js'
+import type { PrincipalProfile } from '../src/modules/principals/principals.models.js'
 import { personId, personListing } from './factories.js'
 import { ADMIN_SCOPES, buildTestGateway, createTestDatabase } from './helper.js'
+import { registerPrincipal } from './principal-setup.js'
 import { startGateway, type GatewayProcess } from './processes.js'
 
 const NOON_2026_03_02 = Date.parse('2026-03-02T04:00:00Z')
@@ -221,15 +219,9 @@ t.test('a version published through process A decides matches on process B withi
   skip: process.env.TEST_DATABASE_URL ? false : 'TEST_DATABASE_URL is not set: two gateway processes need a shared PostgreSQL (the embedded PGlite cannot be shared)',
 }, async (t) => {
   const database = await createTestDatabase(t)
-  const principals = createPrincipalsService(createPrincipalsRepository(database.db))
-  const register = async (id: string, kind: PrincipalKind, scopes: Scope[], extra: { courtCode?: string; profile?: PrincipalProfile } = {}) => {
-    const { keyFile, publicJwk } = await generatePrincipalKey(id)
-    await principals.create({ principalId: 'rules-routes-test' }, { id, kind, name: id, scopes, keys: [publicJwk], ...extra })
-    return keyFile
-  }
-  const admin = await register('admin-mp', 'admin', ADMIN_SCOPES)
-  const court = await register('court-mp', 'court', ['listings:write'], { courtCode: '京0105' })
-  const nfra = await register('nfra', 'agency', ['match'], { profile: NFRA_PROFILE })
+  const admin = await registerPrincipal(database.db, 'admin-mp', 'admin', ADMIN_SCOPES)
+  const court = await registerPrincipal(database.db, 'court-mp', 'court', ['listings:write'], { courtCode: '京0105' })
+  const nfra = await registerPrincipal(database.db, 'nfra', 'agency', ['match'], { profile: NFRA_PROFILE })
 
   const env = {
     DATABASE_URL: database.url!, GATEWAY_SIGNING_KEY: JSON.stringify(generateGatewayJwk('gw-rules-mp-1')),
